@@ -1,0 +1,153 @@
+"""The workspace: one DuckDB file with plain, documented tables.
+
+Microdata (``records``, ``measurements``) hold pseudonyms only. Published tables (``pub_*``) are
+separate and hold only what passed suppression and audit. Every write happens in one transaction;
+DuckDB's single-writer file lock is turned into a clear ``WorkspaceBusy``.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from .errors import WorkspaceBusy, WorkspaceError
+
+__all__ = ["DDL", "STORE_VERSION", "default_db_path", "connect", "init_store", "transaction", "TABLE_DOCS"]
+
+STORE_VERSION = "1"
+
+#: Table → one-line description (README and ``isu status`` use these).
+TABLE_DOCS = {
+    "meta": "key/value facts about the workspace (store version, key fingerprint)",
+    "imports": "one row per import (file or pool package): hash, profile, counts, time, version",
+    "records": "follow-up records, one per municipality × record_key; client is a keyed pseudonym",
+    "measurements": "instrument values per record and time point (T0 baseline, T1 end, T2… follow-up)",
+    "rejects": "rows that were not stored: import, source row, column, masked value, error type, message",
+    "publications": "one row per publish run: threshold, audit summary (JSON), time, version",
+    "pub_cells": "published cells (long form): hidden values are NULL with status primary/secondary",
+}
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE SEQUENCE IF NOT EXISTS import_seq START 1;
+CREATE TABLE IF NOT EXISTS imports (
+    import_id INTEGER PRIMARY KEY,
+    kind VARCHAR NOT NULL,             -- 'file' or 'pool'
+    file_name VARCHAR,
+    file_sha256 VARCHAR NOT NULL,
+    profile VARCHAR,
+    municipality VARCHAR,              -- municipalities in the file, comma-separated
+    rows_read BIGINT NOT NULL,
+    rows_accepted BIGINT NOT NULL,
+    rows_rejected BIGINT NOT NULL,
+    records_inserted BIGINT NOT NULL,
+    records_updated BIGINT NOT NULL,
+    records_unchanged BIGINT NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL,
+    toolkit_version VARCHAR NOT NULL,
+    key_fingerprint VARCHAR
+);
+CREATE TABLE IF NOT EXISTS records (
+    municipality VARCHAR NOT NULL,
+    record_key VARCHAR NOT NULL,
+    client VARCHAR NOT NULL,
+    sex VARCHAR,
+    birth_year SMALLINT,
+    need_area VARCHAR NOT NULL,
+    intervention_code VARCHAR NOT NULL,
+    category VARCHAR NOT NULL,
+    legal_basis VARCHAR,
+    provider VARCHAR,
+    started_on DATE NOT NULL,
+    ended_on DATE,
+    end_reason VARCHAR,
+    goal_attainment VARCHAR,
+    import_id INTEGER NOT NULL,
+    PRIMARY KEY (municipality, record_key)
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    municipality VARCHAR NOT NULL,
+    record_key VARCHAR NOT NULL,
+    timepoint VARCHAR NOT NULL,
+    instrument VARCHAR NOT NULL,
+    measured_on DATE,
+    value DOUBLE NOT NULL,
+    PRIMARY KEY (municipality, record_key, timepoint, instrument)
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    import_id INTEGER NOT NULL,
+    row_number BIGINT NOT NULL,
+    column_name VARCHAR,
+    value_masked VARCHAR,
+    error_type VARCHAR NOT NULL,
+    message VARCHAR NOT NULL
+);
+CREATE SEQUENCE IF NOT EXISTS publication_seq START 1;
+CREATE TABLE IF NOT EXISTS publications (
+    publication_id INTEGER PRIMARY KEY,
+    created_at TIMESTAMP NOT NULL,
+    threshold INTEGER NOT NULL,
+    toolkit_version VARCHAR NOT NULL,
+    audit JSON NOT NULL
+);
+"""
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("ISU_DB") or "isu.duckdb")
+
+
+def _is_lock_error(e: Exception) -> bool:
+    text = str(e).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+def connect(path: str | Path, *, read_only: bool = False, create: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the workspace. ``create`` makes it (and its tables) if missing."""
+    path = Path(path)
+    if not path.exists() and not create:
+        raise WorkspaceError(f"no workspace at {path}; run 'isu init' (or pass --db PATH)")
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        if _is_lock_error(e):
+            raise WorkspaceBusy(f"workspace busy: another isu process is using {path}; try again when it has finished") from None
+        raise WorkspaceError(f"cannot open workspace {path}: {e}") from None
+    except duckdb.Error as e:
+        raise WorkspaceError(f"{path} is not a usable isu workspace: {e}") from None
+    if not read_only:
+        init_store(con)
+    _check_version(con, path)
+    return con
+
+
+def init_store(con: duckdb.DuckDBPyConnection) -> None:
+    with transaction(con):
+        con.execute(DDL)
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('store_version', ?)", [STORE_VERSION])
+
+
+def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'store_version'").fetchone()
+    except duckdb.CatalogException:
+        raise WorkspaceError(f"{path} is a DuckDB file but not an isu workspace; run 'isu init' on a new path") from None
+    if row and row[0] != STORE_VERSION:
+        raise WorkspaceError(f"{path} has store version {row[0]}; this toolkit reads version {STORE_VERSION}")
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One all-or-nothing unit of work."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

@@ -1,0 +1,81 @@
+"""Code lists: plain CSV files with Swedish and English labels, editable without touching code.
+
+The files ship in ``schemas/codes/``. A regional unit can override any of them by pointing the
+environment variable ``ISU_CODES_DIR`` at a folder holding files of the same name; a file there
+replaces the shipped one whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+__all__ = ["CodeList", "code_list", "code_list_names", "CODES_DIR"]
+
+CODES_DIR = Path(__file__).with_name("codes")
+
+
+@dataclass(frozen=True)
+class CodeList:
+    """One code list: its name and rows (each a dict of the file's columns, ``code`` first)."""
+
+    name: str
+    rows: tuple[dict[str, str], ...]
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(r["code"] for r in self.rows)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._index
+
+    @cached_property
+    def _index(self) -> dict[str, dict[str, str]]:
+        return {r["code"]: r for r in self.rows}
+
+    def row(self, code: str) -> dict[str, str]:
+        return self._index[code]
+
+    def label(self, code: str, lang: str = "sv") -> str:
+        return self._index[code].get(f"label_{lang}") or code
+
+    def aliases(self) -> dict[str, str]:
+        """Lower-cased code and labels (sv, en) → code, so an export may carry either."""
+        out: dict[str, str] = {}
+        for r in self.rows:
+            for key in ("label_en", "label_sv", "code"):
+                if r.get(key):
+                    out[r[key].strip().lower()] = r["code"]
+        return out
+
+
+def _path(name: str) -> Path:
+    override = os.environ.get("ISU_CODES_DIR")
+    if override and (Path(override) / f"{name}.csv").is_file():
+        return Path(override) / f"{name}.csv"
+    return CODES_DIR / f"{name}.csv"
+
+
+@lru_cache(maxsize=None)
+def _load(path: Path, mtime: float) -> CodeList:
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = tuple({k: (v or "").strip() for k, v in r.items()} for r in csv.DictReader(f))
+    key = "local_code" if rows and "local_code" in rows[0] else "code"
+    if key != "code":
+        rows = tuple({"code": r[key], **r} for r in rows)
+    return CodeList(path.stem, rows)
+
+
+def code_list(name: str) -> CodeList:
+    """The code list ``name`` (file ``<name>.csv``), re-read when the file changes."""
+    path = _path(name)
+    if not path.is_file():
+        raise KeyError(f"no code list named {name!r} (looked for {path})")
+    return _load(path, path.stat().st_mtime)
+
+
+def code_list_names() -> list[str]:
+    return sorted(p.stem for p in CODES_DIR.glob("*.csv"))
