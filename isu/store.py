@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS records (
     end_reason VARCHAR,
     goal_attainment VARCHAR,
     import_id INTEGER NOT NULL,
+    row_hash VARCHAR,                  -- md5 of the record and its measurements: tells updates from no-ops
     PRIMARY KEY (municipality, record_key)
 );
 CREATE TABLE IF NOT EXISTS measurements (

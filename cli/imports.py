@@ -1,0 +1,102 @@
+"""``isu import`` and ``isu validate``: one line per file, a rejects file, --json summaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import duckdb
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from isu.importer import import_file
+from isu.keys import load_key
+from isu.store import connect, init_store
+
+from .main import emit, out
+
+REJECTS_HELP = "Where to write rejected rows: a folder, or a .csv/.xlsx file (one file only). Default: FILE.rejects.csv beside the current folder."
+
+
+def _rejects_path(file: Path, rejects: Optional[Path], many: bool) -> Path:
+    if rejects is None:
+        return Path.cwd() / f"{file.stem}.rejects.csv"
+    if rejects.suffix.lower() in (".csv", ".xlsx") and not many:
+        return rejects
+    return rejects / f"{file.stem}.rejects.csv"
+
+
+def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, json_, rejects) -> None:
+    state = ctx.obj
+    con = duckdb.connect() if dry_run and not state.db.exists() else connect(state.db, create=not dry_run)
+    if dry_run and not state.db.exists():
+        init_store(con)
+    results = []
+    any_rejected = False
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True, disable=json_) as bar:
+            for f in files:
+                task = bar.add_task(f"{'checking' if dry_run else 'importing'} {f.name}", total=None)
+                r = import_file(con, f, profile=profile, municipality=municipality, key_loader=lambda: load_key(state.key_file),
+                                dry_run=dry_run, rejects_path=_rejects_path(f, rejects, len(files) > 1))
+                bar.remove_task(task)
+                results.append(r)
+                any_rejected |= r.rows_rejected > 0
+                if not json_:
+                    _print(r)
+    finally:
+        con.close()
+    if json_:
+        emit(results[0].as_dict() if len(results) == 1 else {"files": [r.as_dict() for r in results]}, True)
+    if any_rejected:
+        raise typer.Exit(10)
+
+
+def _print(r) -> None:
+    if r.already_imported:
+        out.print(f"{Path(r.file).name}: already imported (same SHA-256); nothing changed")
+        return
+    verb = "checked" if r.dry_run else "imported"
+    out.print(f"{Path(r.file).name}: {verb} with profile {r.profile} ({r.shape}, {r.encoding}, delimiter {r.delimiter!r}): "
+              f"read {r.rows_read:,}, accepted {r.rows_accepted:,}, rejected {r.rows_rejected:,}")
+    if not r.dry_run:
+        out.print(f"  records: {r.records_inserted:,} new, {r.records_updated:,} updated, {r.records_unchanged:,} unchanged; "
+                  f"measurements {r.measurements:,}")
+    if r.rows_rejected:
+        kinds = ", ".join(f"{k} {v}" for k, v in r.errors_by_type.items())
+        out.print(f"  rejected rows by reason: {kinds}")
+        out.print(f"  see {r.rejects_file}")
+
+
+def import_cmd(
+    ctx: typer.Context,
+    files: List[Path] = typer.Argument(..., help="Export files (CSV or XLSX)."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Import profile name or TOML path (default: the shipped profile that fits the header)."),
+    municipality: Optional[str] = typer.Option(None, "--municipality", "-m", help="SCB code of the municipality, for exports without a municipality column (rows naming another are rejected)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check everything, write nothing to the workspace."),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help=REJECTS_HELP),
+    json_: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
+) -> None:
+    """Read, validate, pseudonymise and store follow-up exports; report every rejected row.
+
+    Each file is one transaction. The same file twice changes nothing; a corrected re-export
+    updates records by their record key. Exit code 10 means some rows were rejected.
+    """
+    _run(ctx, files, profile, municipality, dry_run, json_, rejects)
+
+
+def validate_cmd(
+    ctx: typer.Context,
+    files: List[Path] = typer.Argument(..., help="Export files (CSV or XLSX)."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Import profile name or TOML path."),
+    municipality: Optional[str] = typer.Option(None, "--municipality", "-m", help="SCB code for exports without a municipality column."),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help=REJECTS_HELP),
+    json_: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
+) -> None:
+    """Run every import check on the files without writing to the workspace."""
+    _run(ctx, files, profile, municipality, True, json_, rejects)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_cmd)
+    app.command("validate")(validate_cmd)

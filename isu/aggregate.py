@@ -1,0 +1,273 @@
+"""Inner cells and per-cell sums from the store, in portable SQL (joins + GROUP BY GROUPING SETS).
+
+Why two outputs: suppression needs the *leaf* counts (one row per combination of leaf codes) and
+the hierarchy of every dimension, while statistics need sums and sums of squares per *published*
+cell. Both come from DuckDB; the statistics are finished vectorised in :mod:`isu.stats`.
+
+Period: a record belongs to the half-year (``2024H1``) or year of its intervention's end date
+(``ended_on``); half-years sum to years, years to ``all``. Records without an end date are ongoing,
+have no outcome yet and belong to no period, so nothing published counts them.
+Geography: municipality → county (län) and → pool (``pools.csv``; a pool is published only when all
+its member municipalities hold records) → ``all``. Hierarchies are applied by joining leaf rows to
+small mapping tables (leaf → every code that contains it), which keeps the SQL portable.
+Outcomes use T0 and T1 of one instrument; later follow-ups (T2…) are not aggregated yet.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Literal
+
+import duckdb
+import polars as pl
+
+from isu.errors import IsuError
+from isu.schemas import code_list
+from isu.stats import RCI_Z, rci_s_diff
+
+__all__ = [
+    "AgeBand", "Breakdown", "AggregationSpec", "Aggregates", "aggregate", "parse_age_bands",
+    "CROSS_DIMS", "CELL_KEYS", "RESULT_GROUPS", "RESULT_MEASURES", "DEFAULT_BREAKDOWNS",
+]
+
+CROSS_DIMS = ("category", "need_area", "sex", "age_band")
+CELL_KEYS = ("period", "geo_code", *CROSS_DIMS)
+#: Outcome of one record on one instrument: no T1 (attrition) or the reliable-change class.
+RESULT_GROUPS = {
+    "no_t1": frozenset({"no_t1"}), "improved": frozenset({"improved"}),
+    "unchanged": frozenset({"unchanged"}), "deteriorated": frozenset({"deteriorated"}),
+    "paired": frozenset({"improved", "unchanged", "deteriorated"}),
+    "all": frozenset({"no_t1", "improved", "unchanged", "deteriorated"}),
+}
+RESULT_MEASURES = {"all": "t0_n", "paired": "paired_n", "no_t1": "attrition_n", "improved": "improved_n",
+                   "unchanged": "unchanged_n", "deteriorated": "deteriorated_n"}
+DEFAULT_AGE_BANDS = "0-17,18-24,25-44,45-64,65+"
+
+
+@dataclass(frozen=True)
+class AgeBand:
+    label: str
+    lo: int
+    hi: int | None  # inclusive; None = open-ended
+
+
+def parse_age_bands(text: str) -> tuple[AgeBand, ...]:
+    """``"0-17,18-24,65+"`` → bands. They must start at 0, be contiguous and end open (``N+``)."""
+    bands: list[AgeBand] = []
+    for part in (p.strip() for p in text.split(",")):
+        try:
+            if part.endswith("+"):
+                bands.append(AgeBand(part, int(part[:-1]), None))
+            else:
+                lo, hi = (int(x) for x in part.split("-"))
+                bands.append(AgeBand(part, lo, hi))
+        except ValueError:
+            raise IsuError(f"age band {part!r} in {text!r} is not 'LOW-HIGH' or 'LOW+'; write e.g. {DEFAULT_AGE_BANDS}") from None
+    ok = bands and bands[0].lo == 0 and bands[-1].hi is None and all(b.hi is not None for b in bands[:-1])
+    ok = ok and all(a.hi + 1 == b.lo and a.lo <= a.hi for a, b in zip(bands, bands[1:]))
+    if not ok:
+        raise IsuError(f"age bands {text!r} must start at 0, follow on without gaps and end with 'N+'; e.g. {DEFAULT_AGE_BANDS}")
+    return tuple(bands)
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """One published cross-classification: ``dims`` (a subset of ``CROSS_DIMS``) × period × geography."""
+
+    name: str
+    dims: tuple[str, ...]
+
+
+DEFAULT_BREAKDOWNS = (Breakdown("category", ("category",)), Breakdown("need_area", ("need_area",)),
+                      Breakdown("sex_age", ("sex", "age_band")))
+
+
+@dataclass(frozen=True)
+class AggregationSpec:
+    age_bands: tuple[AgeBand, ...] = field(default_factory=lambda: parse_age_bands(DEFAULT_AGE_BANDS))
+    period: Literal["half", "year"] = "half"
+    breakdowns: tuple[Breakdown, ...] = DEFAULT_BREAKDOWNS
+
+
+@dataclass
+class Aggregates:
+    """Everything publication needs from the microdata (no microdata rows themselves)."""
+
+    groups: dict[str, dict[str, frozenset[str]]]  # dimension → published code → leaf codes it sums
+    geo_levels: dict[str, str]                      # geo code → municipality / county / pool / all
+    records_inner: pl.DataFrame                     # leaf dims + goal + n
+    outcomes_inner: pl.DataFrame                    # leaf dims + instrument + result + n
+    records_cells: pl.DataFrame                     # CELL_KEYS + records, clients (every margin)
+    outcome_cells: pl.DataFrame                     # CELL_KEYS + instrument + counts and sums
+    spec: AggregationSpec
+
+
+def _age_sql(bands: tuple[AgeBand, ...]) -> str:
+    age = "(EXTRACT(YEAR FROM ended_on) - birth_year)"
+    whens = " ".join(f"WHEN {age} <= {b.hi} THEN '{b.label}'" for b in bands[:-1])
+    return f"CASE WHEN birth_year IS NULL OR {age} < 0 THEN 'unknown' {whens} ELSE '{bands[-1].label}' END"
+
+
+def _period_sql(period: str) -> str:
+    year = "CAST(EXTRACT(YEAR FROM ended_on) AS VARCHAR)"
+    if period == "year":
+        return year
+    return f"{year} || CASE WHEN EXTRACT(MONTH FROM ended_on) <= 6 THEN 'H1' ELSE 'H2' END"
+
+
+def _leaf_sql(spec: AggregationSpec) -> list[str]:
+    rec = f"""CREATE OR REPLACE TEMP TABLE _isu_rec AS
+        SELECT municipality, record_key, client, {_period_sql(spec.period)} AS period, municipality AS geo_code,
+               category, need_area, COALESCE(sex, 'U') AS sex, {_age_sql(spec.age_bands)} AS age_band,
+               COALESCE(goal_attainment, 'not_assessed') AS goal
+        FROM records WHERE ended_on IS NOT NULL"""
+    out = f"""CREATE OR REPLACE TEMP TABLE _isu_out AS
+        SELECT r.period, r.geo_code, r.category, r.need_area, r.sex, r.age_band, m0.instrument,
+               m0.value AS t0, m1.value AS t1,
+               CASE WHEN m1.value IS NULL THEN 'no_t1'
+                    WHEN (m1.value - m0.value) * i.direction / i.s_diff > {RCI_Z} THEN 'improved'
+                    WHEN (m1.value - m0.value) * i.direction / i.s_diff < -{RCI_Z} THEN 'deteriorated'
+                    ELSE 'unchanged' END AS result
+        FROM _isu_rec r
+        JOIN measurements m0 ON m0.municipality = r.municipality AND m0.record_key = r.record_key AND m0.timepoint = 'T0'
+        JOIN _isu_instr i ON i.code = m0.instrument
+        LEFT JOIN measurements m1 ON m1.municipality = r.municipality AND m1.record_key = r.record_key
+                                 AND m1.timepoint = 'T1' AND m1.instrument = m0.instrument"""
+    return [rec, out]
+
+
+def _instrument_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Per instrument: direction (+1 higher is better, −1 lower) and S_diff for the RCI."""
+    instruments = code_list("instruments")
+    used = [r[0] for r in con.execute("SELECT DISTINCT instrument FROM measurements WHERE timepoint = 'T0'").fetchall()]
+    rows = []
+    for code in sorted(used):
+        if code not in instruments:
+            raise IsuError(f"instrument {code!r} in the store is not in the code list instruments.csv; add it there")
+        r = instruments.row(code)
+        try:
+            s_diff = rci_s_diff(float(r["reference_sd"]), float(r["reliability"]))
+        except ValueError:
+            s_diff = math.nan
+        if not s_diff > 0:
+            raise IsuError(f"instrument {code!r} needs reference_sd > 0 and 0 <= reliability < 1 in instruments.csv "
+                           "for the reliable change index; fill them in")
+        rows.append((code, 1.0 if r["higher_is_better"].lower() == "true" else -1.0, s_diff))
+    frame = pl.DataFrame(rows, schema={"code": pl.String, "direction": pl.Float64, "s_diff": pl.Float64}, orient="row")
+    con.register("_isu_instr_src", frame)
+    con.execute("CREATE OR REPLACE TEMP TABLE _isu_instr AS SELECT * FROM _isu_instr_src")
+    con.unregister("_isu_instr_src")
+
+
+def _hierarchies(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, dict[str, frozenset[str]]], dict[str, str]]:
+    def present(column: str, table: str = "_isu_rec") -> list[str]:
+        return sorted(r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM {table}").fetchall())
+
+    def flat(leaves: list[str], with_all: bool = True) -> dict[str, frozenset[str]]:
+        out = {leaf: frozenset({leaf}) for leaf in leaves}
+        return out | {"all": frozenset(leaves)} if with_all else out
+
+    periods = present("period")
+    period_groups = flat(periods)
+    for p in periods:
+        if "H" in p:
+            period_groups.setdefault(p[:4], frozenset())
+            period_groups[p[:4]] |= {p}
+    munis = present("geo_code")
+    geo = flat(munis)
+    levels = {m: "municipality" for m in munis} | {"all": "all"}
+    municipalities = code_list("municipalities")
+    for m in munis:
+        county = municipalities.row(m).get("county_code") if m in municipalities else ""
+        county = county or m[:2]
+        geo[county] = geo.get(county, frozenset()) | {m}
+        levels[county] = "county"
+    for pool in code_list("pools").rows:
+        members = frozenset(pool.get("municipalities", "").split())
+        if members and members <= set(munis) and pool["code"] not in geo:
+            geo[pool["code"]] = members
+            levels[pool["code"]] = "pool"
+    goals = list(code_list("goal_attainment").codes)
+    goals += [g for g in present("goal") if g not in goals]
+    groups = {"period": period_groups, "geo_code": geo, "goal": flat(goals)}
+    groups |= {d: flat(present(d)) for d in CROSS_DIMS}
+    groups["instrument"] = flat(present("instrument", "_isu_out"), with_all=False)
+    groups["result"] = dict(RESULT_GROUPS)
+    return groups, levels
+
+
+def _map_table(con: duckdb.DuckDBPyConnection, name: str, groups: dict[str, frozenset[str]]) -> None:
+    pairs = sorted((leaf, code) for code, leaves in groups.items() for leaf in leaves)
+    frame = pl.DataFrame(pairs, schema={"leaf": pl.String, "code": pl.String}, orient="row")
+    con.register(f"{name}_src", frame)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_src")
+    con.unregister(f"{name}_src")
+
+
+def _grouping_sets(breakdowns: tuple[Breakdown, ...], fixed: tuple[str, ...]) -> str:
+    sets: list[tuple[str, ...]] = []
+    for b in breakdowns:
+        for size in range(len(b.dims) + 1):
+            for subset in combinations(b.dims, size):
+                s = fixed + subset
+                if s not in sets:
+                    sets.append(s)
+    return ", ".join("(" + ", ".join(s) + ")" for s in sets)
+
+
+def _cells_sql(source: str, payload: tuple[str, ...], measures: str, breakdowns: tuple[Breakdown, ...],
+               extra: tuple[str, ...] = ()) -> str:
+    """Every cell of every breakdown (all margins), hierarchies applied through the map tables."""
+    cols = ", ".join(f"COALESCE({d}, 'all') AS {d}" for d in CROSS_DIMS)
+    fixed = ("period", "geo_code", *extra)
+    inner = ", ".join(f"s.{c}" for c in (*CROSS_DIMS, *extra, *payload))
+    return f"""SELECT period, geo_code, {cols}{''.join(', ' + e for e in extra)}, {measures}
+        FROM (SELECT pm.code AS period, gm.code AS geo_code, {inner}
+              FROM {source} s JOIN _isu_pmap pm ON pm.leaf = s.period JOIN _isu_gmap gm ON gm.leaf = s.geo_code) x
+        GROUP BY GROUPING SETS ({_grouping_sets(breakdowns, fixed)})"""
+
+
+OUTCOME_SUMS = """COUNT(*) AS t0_n, COUNT(t1) AS paired_n,
+    SUM(CASE WHEN t1 IS NULL THEN 1 ELSE 0 END) AS attrition_n,
+    SUM(CASE WHEN result = 'improved' THEN 1 ELSE 0 END) AS improved_n,
+    SUM(CASE WHEN result = 'unchanged' THEN 1 ELSE 0 END) AS unchanged_n,
+    SUM(CASE WHEN result = 'deteriorated' THEN 1 ELSE 0 END) AS deteriorated_n,
+    SUM(CASE WHEN t1 IS NOT NULL THEN t0 END) AS paired_sum_t0, SUM(t1) AS paired_sum_t1,
+    SUM(t1 - t0) AS sum_change, SUM((t1 - t0) * (t1 - t0)) AS sumsq_change,
+    SUM(CASE WHEN t1 IS NULL THEN t0 END) AS dropouts_sum_t0"""
+
+
+def aggregate(con: duckdb.DuckDBPyConnection, spec: AggregationSpec | None = None) -> Aggregates:
+    """Leaf counts, hierarchies and per-cell sums of the ended records in the store."""
+    spec = spec or AggregationSpec()
+    unknown = {d for b in spec.breakdowns for d in b.dims} - set(CROSS_DIMS)
+    if unknown:
+        raise IsuError(f"breakdown dimensions {sorted(unknown)} are unknown; use some of {list(CROSS_DIMS)}")
+    _instrument_table(con)
+    for sql in _leaf_sql(spec):
+        con.execute(sql)
+    try:
+        groups, levels = _hierarchies(con)
+        _map_table(con, "_isu_pmap", groups["period"])
+        _map_table(con, "_isu_gmap", groups["geo_code"])
+        leaf = ", ".join(CELL_KEYS)
+        order = lambda cols: "ORDER BY " + ", ".join(cols)  # noqa: E731 - deterministic row order
+        records_inner = con.sql(f"SELECT {leaf}, goal, COUNT(*) AS n FROM _isu_rec GROUP BY {leaf}, goal "
+                                + order((*CELL_KEYS, "goal"))).pl()
+        outcomes_inner = con.sql(f"SELECT {leaf}, instrument, result, COUNT(*) AS n FROM _isu_out "
+                                 f"GROUP BY {leaf}, instrument, result " + order((*CELL_KEYS, "instrument", "result"))).pl()
+        records_cells = con.sql(_cells_sql("_isu_rec", ("client",), "COUNT(*) AS records, COUNT(DISTINCT client) AS clients",
+                                           spec.breakdowns) + " " + order(CELL_KEYS)).pl()
+        outcome_cells = con.sql(_cells_sql("_isu_out", ("t0", "t1", "result"), OUTCOME_SUMS, spec.breakdowns, ("instrument",)) + " "
+                                + order((*CELL_KEYS, "instrument"))).pl()
+    finally:
+        for t in ("_isu_rec", "_isu_out", "_isu_instr", "_isu_pmap", "_isu_gmap"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+    ints = [c for c in outcome_cells.columns if c.endswith("_n")]
+    outcome_cells = outcome_cells.with_columns(pl.col(ints).cast(pl.Int64))
+    records_inner = records_inner.with_columns(pl.col("n").cast(pl.Int64))
+    outcomes_inner = outcomes_inner.with_columns(pl.col("n").cast(pl.Int64))
+    records_cells = records_cells.with_columns(pl.col("records", "clients").cast(pl.Int64))
+    return Aggregates(groups, levels, records_inner, outcomes_inner, records_cells, outcome_cells, spec)

@@ -1,0 +1,202 @@
+"""Import: read → validate → pseudonymise → store, as one transaction with an import log.
+
+Every row of the export ends up either stored or in the rejects (table and file): accepted +
+rejected = read. The raw person id exists only inside the DuckDB scan that reads the file; what
+is staged and stored holds the pseudonym, and rejects show ids masked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from isu import __version__
+from isu.schemas import Profile, load_profile, profile_names
+from isu.schemas.profiles import ProfileError
+
+from . import rejects as rejects_mod
+from .errors import InputError, KeyFileError, ProfileMismatch
+from .keys import PoolKey
+from .pseudonym import hmac_params
+from .read import Source, csv_scan_sql, inspect_file, read_xlsx
+from .stage import build_stage, stage_tables
+from .store import transaction
+
+__all__ = ["ImportResult", "import_file", "choose_profile"]
+
+RECORD_COLS = (
+    "municipality", "record_key", "client", "sex", "birth_year", "need_area", "intervention_code", "category",
+    "legal_basis", "provider", "started_on", "ended_on", "end_reason", "goal_attainment",
+)
+
+
+@dataclass
+class ImportResult:
+    file: str
+    sha256: str
+    profile: str
+    shape: str
+    encoding: str | None
+    delimiter: str | None
+    municipalities: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    records_inserted: int = 0
+    records_updated: int = 0
+    records_unchanged: int = 0
+    measurements: int = 0
+    already_imported: bool = False
+    dry_run: bool = False
+    import_id: int | None = None
+    rejects_file: str | None = None
+    errors_by_type: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _required_sources(profile: Profile, municipality: str | None) -> list[tuple[str, list[str]]]:
+    """(what, acceptable source columns) that the header must contain."""
+    need = [(f, [profile.columns[f]]) for f in ("record_key", "need_area", "intervention_code", "started_on") if f in profile.columns]
+    if municipality is None:
+        need.append(("municipality", [profile.columns.get("municipality", "municipality")]))
+    ids = [profile.columns[f] for f in ("person_id", "client") if f in profile.columns]
+    need.append(("person id or pseudonym", ids))
+    if profile.shape == "long":
+        need += [(f, [profile.long[f]]) for f in ("timepoint", "instrument", "value")]
+    return need
+
+
+def _missing(profile: Profile, header: tuple[str, ...], municipality: str | None) -> list[tuple[str, str]]:
+    return [(what, cols[0]) for what, cols in _required_sources(profile, municipality) if not any(c in header for c in cols)]
+
+
+def choose_profile(src: Source, name: str | None, municipality: str | None) -> Profile:
+    """The named profile, checked against the header; or the shipped profile that fits it."""
+    try:
+        candidates = [load_profile(name)] if name else [load_profile(n) for n in profile_names()]
+    except ProfileError as e:
+        raise InputError(str(e)) from None
+    fitting = [p for p in candidates if not _missing(p, src.header, municipality)]
+    if fitting:
+        return max(fitting, key=lambda p: sum(c in src.header for c in p.source_columns()))
+    best = max(candidates, key=lambda p: sum(c in src.header for c in p.source_columns()))
+    what, col = _missing(best, src.header, municipality)[0]
+    near = difflib.get_close_matches(col, src.header, n=1, cutoff=0.5)
+    hint = f"; nearest in the file: {near[0]!r}" if near else f"; the file has: {', '.join(src.header[:12])}"
+    extra = " (or pass --municipality CODE)" if what == "municipality" else ""
+    raise ProfileMismatch(f"{src.path.name}: column {col!r} ({what}) not found for profile {best.name!r}{extra}{hint}")
+
+
+def import_file(
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    *,
+    profile: str | None = None,
+    municipality: str | None = None,
+    key: PoolKey | None = None,
+    key_loader=None,
+    dry_run: bool = False,
+    rejects_path: str | Path | None = None,
+) -> ImportResult:
+    """Import one export into the workspace ``con`` (or only check it, with ``dry_run``)."""
+    t0 = time.perf_counter()
+    started = datetime.now()
+    src = inspect_file(path)
+    prof = choose_profile(src, profile, municipality)
+    res = ImportResult(str(path), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, dry_run=dry_run)
+    if not dry_run and con.execute("SELECT 1 FROM imports WHERE file_sha256 = ? AND kind = 'file'", [src.sha256]).fetchone():
+        res.already_imported = True
+        res.seconds = time.perf_counter() - t0
+        return res
+    has_pid = prof.columns.get("person_id") in src.header
+    if has_pid and key is None:
+        if key_loader is None:
+            raise KeyFileError("this export carries person ids: a pool key is needed to pseudonymise them (isu key new)")
+        key = key_loader()
+    if has_pid:
+        _check_fingerprint(con, key, dry_run)
+    params = hmac_params(key) if has_pid else {}
+    if src.kind == "xlsx":
+        arrow = read_xlsx(src.path, prof.sheet)  # noqa: F841 - scanned by name below
+        scan = "arrow"
+        con.register("_isu_xlsx", arrow)
+        scan = "_isu_xlsx"
+    else:
+        scan = csv_scan_sql(src)
+    with transaction(con):
+        try:
+            malformed = build_stage(con, prof, src, scan, municipality=municipality, params=params)
+        except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as e:
+            raise InputError(f"{src.path.name}: cannot read as {src.encoding} text with delimiter {src.delimiter!r} ({str(e).splitlines()[0][:200]})") from None
+        finally:
+            if src.kind == "xlsx":
+                con.unregister("_isu_xlsx")
+        counts = stage_tables(con, prof)
+        res.rows_read = counts["parsed"] + len(malformed)
+        res.rows_rejected = counts["rejected"] + len(malformed)
+        res.rows_accepted = res.rows_read - res.rows_rejected
+        res.municipalities = [r[0] for r in con.execute("SELECT DISTINCT municipality FROM _acc_records ORDER BY 1").fetchall()]
+        res.measurements = con.execute("SELECT count(*) FROM _acc_meas").fetchone()[0]
+        rejected = rejects_mod.collect(con, malformed, prof)
+        res.errors_by_type = rejects_mod.count_by_type(rejected)
+        if not dry_run:
+            res.import_id = con.execute("SELECT nextval('import_seq')").fetchone()[0]
+            _write_records(con, res)
+            rejects_mod.store(con, res.import_id, rejected)
+            con.execute(
+                "INSERT INTO imports VALUES (?, 'file', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [res.import_id, src.path.name, src.sha256, prof.name, ",".join(res.municipalities), res.rows_read,
+                 res.rows_accepted, res.rows_rejected, res.records_inserted, res.records_updated, res.records_unchanged,
+                 started, datetime.now(), __version__, key.fingerprint if has_pid else None],
+            )
+        for t in ("_stage", "_acc_records", "_acc_meas", "_new"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+        if dry_run:
+            con.execute("ROLLBACK")
+            con.execute("BEGIN TRANSACTION")
+    if rejected and rejects_path is not None:
+        res.rejects_file = str(rejects_mod.write_file(rejected, Path(rejects_path)))
+    res.seconds = round(time.perf_counter() - t0, 3)
+    return res
+
+
+def _check_fingerprint(con: duckdb.DuckDBPyConnection, key: PoolKey, dry_run: bool) -> None:
+    row = con.execute("SELECT value FROM meta WHERE key = 'key_fingerprint'").fetchone()
+    if row and row[0] != key.fingerprint:
+        raise KeyFileError(
+            f"this workspace's pseudonyms were made with key {row[0]}, not with the given key {key.fingerprint}; "
+            "use the pool's key (--key-file) so that clients keep their pseudonyms"
+        )
+    if not row and not dry_run:
+        con.execute("INSERT INTO meta VALUES ('key_fingerprint', ?)", [key.fingerprint])
+
+
+def _write_records(con: duckdb.DuckDBPyConnection, res: ImportResult) -> None:
+    """Upsert by (municipality, record_key); a record's measurements are replaced with it."""
+    cols = ", ".join(RECORD_COLS)
+    hashed = ", ".join(f"coalesce(CAST(r.{c} AS VARCHAR), '')" for c in RECORD_COLS)
+    con.execute(f"""
+        CREATE TEMP TABLE _new AS
+        SELECT r.*, md5(concat_ws('|', {hashed}, coalesce(m.ms, ''))) AS row_hash,
+               o.row_hash AS old_hash, o.record_key IS NOT NULL AS existed
+        FROM _acc_records r
+        LEFT JOIN (SELECT municipality, record_key,
+                          string_agg(concat_ws(',', timepoint, instrument, measured_on, value), ';' ORDER BY timepoint, instrument) AS ms
+                   FROM _acc_meas GROUP BY ALL) m USING (municipality, record_key)
+        LEFT JOIN records o USING (municipality, record_key)""")
+    res.records_inserted, res.records_updated, res.records_unchanged = con.execute(
+        "SELECT count(*) FILTER (NOT existed), count(*) FILTER (existed AND old_hash IS DISTINCT FROM row_hash), "
+        "count(*) FILTER (existed AND old_hash = row_hash) FROM _new").fetchone()
+    con.execute("DELETE FROM _new WHERE existed AND old_hash = row_hash")
+    con.execute("DELETE FROM measurements m USING _new n WHERE n.existed AND m.municipality = n.municipality AND m.record_key = n.record_key")
+    con.execute(f"INSERT OR REPLACE INTO records ({cols}, import_id, row_hash) SELECT {cols}, ?, row_hash FROM _new", [res.import_id])
+    con.execute("""INSERT INTO measurements SELECT a.municipality, a.record_key, a.timepoint, a.instrument, a.measured_on, a.value
+                   FROM _acc_meas a SEMI JOIN _new n USING (municipality, record_key)""")

@@ -1,0 +1,145 @@
+"""Reading real exports: find encoding and delimiter, then hand DuckDB a relation of text columns.
+
+CSV is read by DuckDB itself (streaming, parallel, malformed lines collected rather than fatal);
+XLSX by fastexcel into Arrow. Every column arrives as text; typing is the validator's job, so a
+bad value becomes a reported reject instead of a failed read.
+
+Encodings: UTF-8 (with or without BOM) and Windows-1252. DuckDB has Latin-1 built in; cp1252
+differs from Latin-1 only in bytes 0x80-0x9F, which ``CP1252_FIX`` maps back after reading.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+
+__all__ = ["Source", "inspect_file", "csv_scan_sql", "read_xlsx", "CP1252_FIX"]
+
+DELIMITERS = (";", ",", "\t", "|")
+CHUNK = 4 << 20
+
+# Latin-1 decoding of the bytes 0x80-0x9F → what Windows-1252 means by them (undefined bytes kept).
+_fix = {chr(b): bytes([b]).decode("cp1252", errors="ignore") for b in range(0x80, 0xA0)}
+CP1252_FIX = {k: v for k, v in _fix.items() if v}
+
+
+@dataclass(frozen=True)
+class Source:
+    """What the reader found out about a file before reading it."""
+
+    path: Path
+    sha256: str
+    kind: str  # 'csv' or 'xlsx'
+    encoding: str | None = None  # 'utf-8' or 'cp1252' for CSV
+    bom: bool = False
+    delimiter: str | None = None
+    header: tuple[str, ...] = ()
+
+
+def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes]:
+    """One pass: SHA-256, whether all bytes are UTF-8, BOM, and the first chunk."""
+    h = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8 = True
+    first = b""
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            if not first:
+                first = chunk
+            h.update(chunk)
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), first.startswith(codecs.BOM_UTF8), first
+
+
+def _first_record(text: str, delimiter: str | None) -> tuple[str, list[str]]:
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise InputError("the file is empty or its first line is blank; expected a header row with column names")
+    head = lines[0]
+    if delimiter is None:
+        counts = {d: head.count(d) for d in DELIMITERS}
+        delimiter = max(counts, key=counts.get)
+        if counts[delimiter] == 0:
+            raise InputError("could not find a delimiter in the header row (tried ; , tab |); is this a CSV export?")
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter, quotechar='"'))
+    except (csv.Error, StopIteration) as e:
+        raise InputError(f"cannot read the header row: {e}") from None
+    return delimiter, [h.strip() for h in header]
+
+
+def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: str | None = None) -> Source:
+    """Hash the file and find its kind, encoding, delimiter and header."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        sha, found, bom, first = _digest_and_encoding(path)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    if not first:
+        raise InputError(f"{path}: the file is empty")
+    if first.startswith(b"PK\x03\x04"):
+        if path.suffix.lower() not in (".xlsx", ".xlsm"):
+            raise InputError(f"{path}: a zip archive, not a CSV or XLSX export")
+        return Source(path, sha, "xlsx", header=tuple(read_xlsx(path, None, header_only=True)))
+    if b"\0" in first[:4096]:
+        raise InputError(f"{path}: binary data (NUL bytes), not a text export; UTF-16 is not supported, save as UTF-8")
+    enc = (encoding or found).lower().replace("windows-1252", "cp1252").replace("utf8", "utf-8")
+    if enc not in ("utf-8", "cp1252", "latin-1"):
+        raise InputError(f"{path}: encoding {enc!r} is not supported (use UTF-8 or Windows-1252)")
+    text = first[3 if bom else 0 :].decode(enc if enc != "latin-1" else "latin-1", errors="replace")
+    delim, header = _first_record(text, delimiter)
+    if len(set(header)) != len(header):
+        dup = sorted({h for h in header if header.count(h) > 1})
+        raise InputError(f"{path}: the header repeats column names {dup}; each column needs its own name")
+    return Source(path, sha, "csv", enc, bom, delim, tuple(header))
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def csv_scan_sql(src: Source) -> str:
+    """A DuckDB ``read_csv`` call over ``src``: all text, malformed lines to ``reject_errors``."""
+    cols = "{" + ", ".join(f"{_quote(c)}: 'VARCHAR'" for c in src.header) + "}"
+    enc = "utf-8" if src.encoding == "utf-8" else "latin-1"
+    return (
+        f"read_csv({_quote(str(src.path))}, delim={_quote(src.delimiter)}, quote='\"', escape='\"', header=true, "
+        f"auto_detect=false, columns={cols}, encoding={_quote(enc)}, ignore_errors=true, store_rejects=true, "
+        f"null_padding=false, strict_mode=true, max_line_size=1048576)"
+    )
+
+
+def read_xlsx(path: Path, sheet: str | int | None, *, header_only: bool = False):
+    """The sheet (default: first) as an Arrow table of strings, or just its header."""
+    try:
+        import fastexcel
+    except ImportError:  # pragma: no cover - declared dependency
+        from .errors import MissingExtra
+
+        raise MissingExtra("reading XLSX needs fastexcel: pip install fastexcel") from None
+    try:
+        reader = fastexcel.read_excel(str(path))
+        sheet_ref = sheet if sheet is not None else 0
+        if header_only:
+            return [c.strip() for c in reader.load_sheet(sheet_ref, n_rows=0).to_arrow().column_names]
+        table = reader.load_sheet(sheet_ref, dtypes="string").to_arrow()
+    except Exception as e:  # fastexcel raises its own types for broken workbooks
+        raise InputError(f"{path}: cannot read the workbook ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    return table.rename_columns([c.strip() for c in table.column_names])
