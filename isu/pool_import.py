@@ -76,6 +76,7 @@ def _stage(con: duckdb.DuckDBPyConnection, pkg: Package) -> None:
             raise pkg.refuse(f"{entry.name} is not a readable Parquet file ({e})") from None
         if data.num_rows != entry.rows:
             raise pkg.refuse(f"{entry.name} has {data.num_rows} rows, the manifest says {entry.rows}")
+        con.complete()  # DuckDB 2: register() waits for no pending result of execute()
         con.register(name, data)
         want = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
         expected = [(c, want[c]) for c in _COLUMNS[table]()]
@@ -115,7 +116,9 @@ def _apply(con: duckdb.DuckDBPyConnection, pkg: Package, started: datetime, regi
         raise pkg.refuse("it holds the same record or measurement twice (duplicate keys)") from None
     n_rec, n_meas = m.file("records").rows, m.file("measurements").rows
     con.execute(
-        "INSERT INTO imports VALUES (?, 'pool', ?, ?, NULL, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?, ?)",
+        "INSERT INTO imports (import_id, kind, file_name, file_sha256, municipality, rows_read, rows_accepted, "
+        "rows_rejected, records_inserted, records_updated, records_unchanged, started_at, finished_at, "
+        "toolkit_version, key_fingerprint) VALUES (?, 'pool', ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?, ?)",
         [import_id, pkg.path.name, pkg.sha256, ",".join(codes), n_rec, n_rec, n_rec - kept, kept,
          started, _now(), __version__, m.key_fingerprint],
     )
@@ -149,6 +152,7 @@ def _import_one(con: duckdb.DuckDBPyConnection, pkg: Package, key_fp: str | None
         _stage(con, pkg)
         return {**result, "status": IMPORTED, **_apply(con, pkg, started, region_fp)}
     finally:
+        con.complete()
         for name in _STAGE.values():
             con.unregister(name)
 

@@ -1,0 +1,403 @@
+/* isu dashboard: picks the published numbers for the chosen filters and draws them with Plotly.
+   Everything it shows is in the embedded data (id "isu-data"); it fetches nothing, so the page
+   works offline, on an intranet or as an e-mail attachment. A missing value shows as "..". */
+(function () {
+  "use strict";
+  var M = JSON.parse(document.getElementById("isu-data").textContent);
+  var C = M.colours;
+  var HIDDEN = "..";
+  var CONFIG = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"]};
+  var FIGS = ["beforeafter", "rci", "goals", "funnel", "trend", "attrition"];
+  var state = {period: M["default"].period, cat: "all", need: "all",
+               instr: M.dims.instruments.length ? M.dims.instruments[0].code : "all"};
+
+  function t(key, vals) {
+    var s = Object.prototype.hasOwnProperty.call(M.text, key) ? M.text[key] : key;
+    return vals ? s.replace(/\{(\w+)\}/g, function (_, k) { return vals[k]; }) : s;
+  }
+  var formats = {};
+  function nf(digits, style) {
+    var k = digits + (style || "");
+    if (!formats[k]) {
+      formats[k] = new Intl.NumberFormat(M.locale, {style: style || "decimal",
+        minimumFractionDigits: digits, maximumFractionDigits: digits});
+    }
+    return formats[k];
+  }
+  function num(v, d) { return v == null ? HIDDEN : nf(d).format(v); }
+  function pct(v) { return v == null ? HIDDEN : nf(0, "percent").format(v); }
+  function copy(o) { return JSON.parse(JSON.stringify(o)); }
+
+  /* ---- reading cells ---- */
+  var index = {};
+  Object.keys(M.measures).forEach(function (kind) {
+    index[kind] = {};
+    M.measures[kind].forEach(function (m, i) { index[kind][m] = i; });
+  });
+  function cell(geo, period, cat, need, instr) {
+    var values = M.cells[[geo, period, cat, need, instr].join("|")];
+    if (!values) return null;
+    var kind = instr === "all" ? "all" : "instrument";
+    return function (m) {
+      var i = index[kind][m];
+      return i === undefined || i >= values.length ? null : values[i];
+    };
+  }
+  function outcome(row, geo, period) {
+    return cell(geo === undefined ? M.focus : geo, period || state.period, row.cat, row.need, state.instr);
+  }
+  function general(row) { return cell(M.focus, state.period, row.cat, row.need, "all"); }
+  var NONE = function () { return null; };
+
+  function labelOf(list, code) {
+    for (var i = 0; i < list.length; i++) if (list[i][0] === code) return list[i][1];
+    return code;
+  }
+  function instrument() {
+    for (var i = 0; i < M.dims.instruments.length; i++) {
+      if (M.dims.instruments[i].code === state.instr) return M.dims.instruments[i];
+    }
+    return {code: state.instr, label: state.instr, better: "", min: null, max: null};
+  }
+
+  /* Rows drill down: no filter → one row per intervention; an intervention → its need areas;
+     a need area → the interventions for it; both → that one combination. The first row is the total. */
+  function rows() {
+    var cats = M.dims.categories, needs = M.dims.needs, out = [];
+    var catLabel = state.cat === "all" ? t("all_interventions") : labelOf(cats, state.cat);
+    var needLabel = state.need === "all" ? t("all_needs") : labelOf(needs, state.need);
+    out.push({cat: state.cat, need: state.need, total: true,
+              label: state.cat !== "all" && state.need !== "all" ? catLabel + ": " + needLabel
+                     : state.cat !== "all" ? catLabel + " (" + t("all_needs_short") + ")"
+                     : state.need !== "all" ? needLabel + " (" + t("all_interventions_short") + ")"
+                     : t("all_interventions")});
+    if (state.cat === "all") {
+      cats.forEach(function (c) { out.push({cat: c[0], need: state.need, label: c[1]}); });
+    } else if (state.need === "all") {
+      needs.forEach(function (n) { out.push({cat: state.cat, need: n[0], label: n[1]}); });
+    }
+    return out.filter(function (r) { return outcome(r) || general(r); });
+  }
+
+  /* ---- drawing helpers ---- */
+  function height(n) { return Math.max(280, 120 + 48 * n); }
+  function empty(layout, key) {
+    layout.annotations = [{text: t(key || "no_data"), showarrow: false, xref: "paper", yref: "paper",
+                           x: 0.5, y: 0.5, font: {size: 18, color: "#555"}}];
+    ["xaxis", "yaxis", "xaxis2"].forEach(function (a) { if (layout[a]) layout[a].visible = false; });
+    layout.height = 260;
+    return layout;
+  }
+  function hiddenTrace(labels, x, xaxis) {
+    return {type: "scatter", mode: "text", x: labels.map(function () { return x; }), y: labels,
+            text: labels.map(function () { return HIDDEN; }), textfont: {size: 20, color: "#555"},
+            xaxis: xaxis || "x", hovertext: labels.map(function () { return t("hidden_hover"); }),
+            hoverinfo: "text", showlegend: false};
+  }
+  function draw(id, traces, layout) {
+    Plotly.react(document.getElementById("fig-" + id), traces, layout, CONFIG);
+  }
+  function axisRange(ins, values) {
+    if (ins.min != null && ins.max != null) {
+      var pad = (ins.max - ins.min) * 0.04;
+      return [ins.min - pad, ins.max + pad];
+    }
+    var v = values.filter(function (x) { return x != null; });
+    return v.length ? [Math.min.apply(null, v), Math.max.apply(null, v)] : [0, 1];
+  }
+  function scaleTitle(ins) {
+    var better = ins.better === "lower" ? t("better_lower") : ins.better === "higher" ? t("better_higher") : "";
+    return ins.label + (better ? " (" + better + ")" : "");
+  }
+
+  function drawBeforeAfter(rs) {
+    var lay = copy(M.layouts.beforeafter), ins = instrument();
+    var y = [], m0 = [], m1 = [], ch = [], up = [], down = [], n = [], segX = [], segY = [], hid = [];
+    var e0p = [], e0m = [], e1p = [], e1m = [], anyCi = false;
+    rs.forEach(function (r) {
+      var o = outcome(r) || NONE, a = o("mean_t0"), b = o("mean_t1"), d = o("mean_change");
+      y.push(r.label); m0.push(a); m1.push(b); ch.push(d); n.push(num(o("paired_n"), 0));
+      up.push(d == null || o("change_ci_high") == null ? null : o("change_ci_high") - d);
+      down.push(d == null || o("change_ci_low") == null ? null : d - o("change_ci_low"));
+      [["mean_t0", a, e0p, e0m], ["mean_t1", b, e1p, e1m]].forEach(function (s) {
+        var hi = o(s[0] + "_ci_high"), lo = o(s[0] + "_ci_low");
+        s[2].push(s[1] == null || hi == null ? null : hi - s[1]);
+        s[3].push(s[1] == null || lo == null ? null : s[1] - lo);
+        anyCi = anyCi || hi != null;
+      });
+      if (a != null && b != null) { segX.push(a, b, null); segY.push(r.label, r.label, null); }
+      if (a == null && b == null) hid.push(r.label);
+    });
+    if (!rs.length || hid.length === rs.length) { draw("beforeafter", [], empty(lay)); return; }
+    var range = axisRange(ins, m0.concat(m1));
+    lay.xaxis.title = {text: scaleTitle(ins)};
+    lay.xaxis.range = range;
+    lay.height = height(rs.length);
+    var better = ins.better === "lower" ? "better_left" : ins.better === "higher" ? "better_right" : null;
+    if (better) {
+      lay.annotations = [{text: t(better), xref: "x2 domain", yref: "paper", x: 0.5, y: 1.0, yanchor: "bottom",
+                          showarrow: false, font: {size: 15, color: "#333"}}];
+    }
+    function point(name, x, colour, symbol, plus, minus) {
+      return {type: "scatter", mode: "markers", name: name, x: x, y: y, customdata: n,
+              marker: {color: colour, size: 18, symbol: symbol, line: {color: "white", width: 1.5}},
+              error_x: anyCi ? {type: "data", symmetric: false, array: plus, arrayminus: minus,
+                                color: colour, thickness: 2, width: 6} : undefined,
+              hovertemplate: "%{y}<br>" + name + ": %{x:.2f}<br>" + t("hover_paired_n") + " %{customdata}<extra></extra>"};
+    }
+    var traces = [
+      {type: "scatter", mode: "lines", x: segX, y: segY, line: {color: "#9a9a9a", width: 5},
+       hoverinfo: "skip", showlegend: false},
+      point(t("legend_before"), m0, C.before, "circle", e0p, e0m),
+      point(t("legend_after"), m1, C.after, "diamond", e1p, e1m),
+      {type: "scatter", mode: "markers+text", name: t("legend_change"), x: ch, y: y, xaxis: "x2",
+       text: ch.map(function (v) { return v == null ? "" : num(v, 2); }), textposition: "top center",
+       textfont: {size: 14}, customdata: n, showlegend: false,
+       marker: {color: C.change, size: 13, symbol: "square"},
+       error_x: {type: "data", symmetric: false, array: up, arrayminus: down, color: C.change, thickness: 2.5, width: 8},
+       hovertemplate: "%{y}<br>" + t("legend_change") + ": %{x:.2f}<br>" + t("hover_paired_n") + " %{customdata}<extra></extra>"}
+    ];
+    if (hid.length) {
+      traces.push(hiddenTrace(hid, (range[0] + range[1]) / 2, "x"));
+      traces.push(hiddenTrace(hid, 0, "x2"));
+    }
+    draw("beforeafter", traces, lay);
+  }
+
+  function stacked(id, rs, parts, shareOf) {
+    var lay = copy(M.layouts[id]), y = rs.map(function (r) { return r.label; }), hid = [];
+    var rowsShares = rs.map(function (r) {
+      var s = shareOf(r);
+      if (!s) hid.push(r.label);
+      return s;
+    });
+    if (!rs.length || hid.length === rs.length) { draw(id, [], empty(lay)); return; }
+    var traces = parts.map(function (p, k) {
+      return {type: "bar", orientation: "h", name: p.name, y: y,
+              x: rowsShares.map(function (s) { return s ? s[k].share : null; }),
+              customdata: rowsShares.map(function (s) { return s && s[k].n != null ? num(s[k].n, 0) : HIDDEN; }),
+              marker: {color: p.colour, line: {color: "white", width: 1}},
+              texttemplate: "%{x:.0%}", textposition: "inside", insidetextanchor: "middle",
+              textfont: {size: 16, color: p.dark ? "white" : "#1a1a1a"},
+              hovertemplate: "%{y}<br>" + p.name + ": %{x:.0%} (" + t("hover_n") + " %{customdata})<extra></extra>"};
+    });
+    if (hid.length) traces.push(hiddenTrace(hid, 0.5));
+    lay.height = height(rs.length);
+    draw(id, traces, lay);
+  }
+
+  function drawRci(rs) {
+    var parts = [["improved", true], ["unchanged", false], ["deteriorated", true]].map(function (p) {
+      return {key: p[0], name: t("legend_" + p[0]), colour: C[p[0]], dark: p[1]};
+    });
+    stacked("rci", rs, parts, function (r) {
+      var o = outcome(r);
+      if (!o) return null;
+      var s = parts.map(function (p) { return {share: o("share_" + p.key), n: o(p.key + "_n")}; });
+      return s.some(function (x) { return x.share != null; }) ? s : null;
+    });
+  }
+
+  function drawGoals(rs) {
+    var levels = M.dims.goal_levels.filter(function (l) { return l[0] !== "not_assessed"; });
+    var parts = levels.map(function (l) {
+      return {key: l[0], name: l[1], colour: C["goal_" + l[0]] || C.series[0],
+              dark: l[0] === "goal_met" || l[0] === "worse"};
+    });
+    stacked("goals", rs, parts, function (r) {
+      var g = general(r);
+      if (!g) return null;
+      var counts = parts.map(function (p) { return g("goal_" + p.key + "_n"); });
+      if (counts.some(function (c) { return c == null; })) return null;
+      var total = counts.reduce(function (a, b) { return a + b; }, 0);
+      return total > 0 ? counts.map(function (c) { return {share: c / total, n: c}; }) : null;
+    });
+  }
+
+  function drawFunnel() {
+    var lay = copy(M.layouts.funnel);
+    var f = M.funnel[[state.period, state.cat, state.need, state.instr].join("|")];
+    if (!f || !f.points.length) { draw("funnel", [], empty(lay, "no_funnel")); return; }
+    function line(name, y, dash, group, legend) {
+      return {type: "scatter", mode: "lines", name: name, x: f.n, y: y, legendgroup: group, showlegend: legend,
+              line: {color: C.limit, width: 2, dash: dash, shape: "spline"}, hoverinfo: "skip"};
+    }
+    var focusKey = M.geos[M.focus].key, pts = [], focus = [];
+    f.points.forEach(function (p) { (M.members[p[0]].key === focusKey ? focus : pts).push(p); });
+    function points(list, name, colour, size, symbol) {
+      return {type: "scatter", mode: list.length <= 25 ? "markers+text" : "markers", name: name,
+              x: list.map(function (p) { return p[1]; }), y: list.map(function (p) { return p[2]; }),
+              text: list.map(function (p) { return M.members[p[0]].label; }), textposition: "top center",
+              textfont: {size: 13, color: "#333"}, cliponaxis: false,
+              marker: {color: colour, size: size, symbol: symbol, line: {color: "white", width: 1.5}},
+              hovertemplate: "%{text}<br>" + t("axis_share_improved") + ": %{y:.0%}<br>" + t("hover_paired_n") + " %{x}<extra></extra>"};
+    }
+    var traces = [
+      line(t("legend_limit_998"), f.lo998, "dot", "l998", true), line("", f.hi998, "dot", "l998", false),
+      line(t("legend_limit_95"), f.lo95, "dash", "l95", true), line("", f.hi95, "dash", "l95", false),
+      {type: "scatter", mode: "lines", name: t("legend_overall", {name: M.reference, share: pct(f.p0)}),
+       x: [f.n[0], f.n[f.n.length - 1]], y: [f.p0, f.p0], line: {color: C.change, width: 2.5}, hoverinfo: "skip"},
+      points(pts, t("legend_municipalities"), C.point, 14, "circle")
+    ];
+    if (focus.length) traces.push(points(focus, M.geos[M.focus].label, C.focus, 20, "diamond"));
+    lay.height = 520;
+    draw("funnel", traces, lay);
+  }
+
+  function drawTrend() {
+    var lay = copy(M.layouts.trend), periods = M.dims.trend_periods, traces = [];
+    var total = rows()[0] || {cat: state.cat, need: state.need};
+    M.geos.forEach(function (g, gi) {
+      var y = [], plus = [], minus = [], n = [];
+      periods.forEach(function (p) {
+        var o = outcome(total, gi, p[0]) || NONE, s = o("share_improved");
+        y.push(s); n.push(num(o("paired_n"), 0));
+        plus.push(s == null || o("share_improved_ci_high") == null ? null : o("share_improved_ci_high") - s);
+        minus.push(s == null || o("share_improved_ci_low") == null ? null : s - o("share_improved_ci_low"));
+      });
+      if (!y.some(function (v) { return v != null; })) return;
+      var colour = C.series[gi % C.series.length];
+      traces.push({type: "scatter", mode: "lines+markers", name: g.label, customdata: n,
+                   x: periods.map(function (p) { return p[1]; }), y: y,
+                   line: {color: colour, width: gi === M.focus ? 4 : 2.5, dash: gi === M.focus ? "solid" : "dash"},
+                   marker: {color: colour, size: gi === M.focus ? 14 : 10},
+                   error_y: {type: "data", symmetric: false, array: plus, arrayminus: minus, color: colour, thickness: 1.5, width: 6},
+                   hovertemplate: g.label + "<br>%{x}: %{y:.0%} (" + t("hover_paired_n") + " %{customdata})<extra></extra>"});
+    });
+    if (!traces.length) { draw("trend", [], empty(lay)); return; }
+    lay.showlegend = true;
+    lay.height = 440;
+    draw("trend", traces, lay);
+  }
+
+  function drawAttrition(rs) {
+    var lay = copy(M.layouts.attrition), ins = instrument(), y = [], comp = [], drop = [], rate = [];
+    rs.forEach(function (r) {
+      var o = outcome(r) || NONE, a = o("completers_mean_t0"), b = o("dropouts_mean_t0");
+      if (a == null && b == null) return;
+      y.push(r.label + " · " + t("attrition_short", {share: pct(o("attrition_rate"))}));
+      comp.push(a); drop.push(b); rate.push(pct(o("attrition_rate")));
+    });
+    if (!y.length) { draw("attrition", [], empty(lay, "no_attrition")); return; }
+    lay.xaxis.title = {text: t("axis_baseline", {scale: scaleTitle(ins)})};
+    lay.xaxis.range = axisRange(ins, comp.concat(drop));
+    lay.height = height(y.length);
+    function dots(name, x, colour, symbol) {
+      return {type: "scatter", mode: "markers", name: name, x: x, y: y, customdata: rate,
+              marker: {color: colour, size: 18, symbol: symbol, line: {color: "white", width: 1.5}},
+              hovertemplate: "%{y}<br>" + name + ": %{x:.2f}<extra></extra>"};
+    }
+    draw("attrition", [dots(t("legend_completers"), comp, C.completers, "circle"),
+                       dots(t("legend_dropouts"), drop, C.dropouts, "diamond")], lay);
+  }
+
+  /* ---- numbers: headline cards and the table ---- */
+  function drawCards(rs) {
+    var total = rs[0], o = (total && outcome(total)) || NONE, g = (total && general(total)) || NONE;
+    var att = o("attrition_n") == null ? HIDDEN : num(o("attrition_n"), 0) + " (" + pct(o("attrition_rate")) + ")";
+    var cards = [
+      [t("card_paired_n"), num(o("paired_n"), 0)],
+      [t("card_attrition"), att],
+      [t("card_improved"), pct(o("share_improved"))],
+      [t("card_records"), num(g("records"), 0)],
+      [t("card_period"), labelOf(M.dims.periods, state.period)],
+      [t("card_threshold"), "k = " + M.meta.threshold]
+    ];
+    var box = document.getElementById("cards");
+    box.innerHTML = "";
+    cards.forEach(function (c) {
+      var div = document.createElement("div"), v = document.createElement("div"), l = document.createElement("div");
+      div.className = "card"; v.className = "card-value"; l.className = "card-label";
+      v.textContent = c[1]; l.textContent = c[0];
+      if (c[1] === HIDDEN) { v.classList.add("hidden"); v.title = t("hidden_hover"); }
+      div.appendChild(v); div.appendChild(l); box.appendChild(div);
+    });
+  }
+
+  function drawTable(rs) {
+    var cols = [
+      [t("col_paired_n"), function (o) { return num(o("paired_n"), 0); }],
+      [t("col_attrition"), function (o) { return pct(o("attrition_rate")); }],
+      [t("col_mean_t0"), function (o) { return num(o("mean_t0"), 2); }],
+      [t("col_mean_t1"), function (o) { return num(o("mean_t1"), 2); }],
+      [t("col_change"), function (o) { return num(o("mean_change"), 2); }],
+      [t("col_change_ci"), function (o) {
+        return o("change_ci_low") == null || o("change_ci_high") == null ? HIDDEN
+          : num(o("change_ci_low"), 2) + " – " + num(o("change_ci_high"), 2);
+      }],
+      [t("col_improved"), function (o) { return pct(o("share_improved")); }],
+      [t("col_unchanged"), function (o) { return pct(o("share_unchanged")); }],
+      [t("col_deteriorated"), function (o) { return pct(o("share_deteriorated")); }]
+    ];
+    var head = "<tr><th scope=\"col\">" + escapeHtml(t("col_group")) + "</th>" +
+      cols.map(function (c) { return "<th scope=\"col\">" + escapeHtml(c[0]) + "</th>"; }).join("") + "</tr>";
+    var body = rs.map(function (r) {
+      var o = outcome(r) || NONE;
+      return "<tr" + (r.total ? " class=\"total\"" : "") + "><th scope=\"row\">" + escapeHtml(r.label) + "</th>" +
+        cols.map(function (c) {
+          var v = c[1](o);
+          return v === HIDDEN ? "<td class=\"hidden\" title=\"" + escapeHtml(t("hidden_hover")) + "\">..</td>"
+                              : "<td>" + escapeHtml(v) + "</td>";
+        }).join("") + "</tr>";
+    }).join("");
+    document.getElementById("numbers").innerHTML = "<thead>" + head + "</thead><tbody>" + body + "</tbody>";
+  }
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"]/g, function (ch) { return {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"}[ch]; });
+  }
+
+  /* ---- filters ---- */
+  function fillSelect(id, options, value, allLabel) {
+    var sel = document.getElementById(id);
+    if (allLabel) options = [["all", allLabel]].concat(options);
+    sel.innerHTML = "";
+    options.forEach(function (o) {
+      var opt = document.createElement("option");
+      opt.value = o[0]; opt.textContent = o[1]; opt.selected = o[0] === value;
+      sel.appendChild(opt);
+    });
+    return sel;
+  }
+  function summary() {
+    return [labelOf(M.dims.periods, state.period),
+            state.cat === "all" ? t("all_interventions") : labelOf(M.dims.categories, state.cat),
+            state.need === "all" ? t("all_needs") : labelOf(M.dims.needs, state.need),
+            instrument().label].join(" · ");
+  }
+
+  function render() {
+    var rs = rows();
+    drawCards(rs);
+    drawBeforeAfter(rs);
+    drawRci(rs);
+    drawGoals(rs);
+    drawFunnel();
+    drawTrend();
+    drawAttrition(rs);
+    drawTable(rs);
+    document.getElementById("selection").textContent = summary();
+    document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
+  }
+
+  function init() {
+    var dims = M.dims;
+    var instruments = dims.instruments.map(function (i) { return [i.code, i.label]; });
+    var bind = [
+      ["f-period", dims.periods, "period", null],
+      ["f-cat", dims.categories, "cat", t("all_interventions")],
+      ["f-need", dims.needs, "need", t("all_needs")],
+      ["f-instr", instruments, "instr", null]
+    ];
+    bind.forEach(function (b) {
+      var sel = fillSelect(b[0], b[1], state[b[2]], b[3]);
+      sel.addEventListener("change", function () { state[b[2]] = sel.value; render(); });
+    });
+    if (instruments.length < 2) document.getElementById("f-instr-box").hidden = true;
+    render();
+    window.addEventListener("beforeprint", function () {
+      FIGS.forEach(function (id) { Plotly.Plots.resize(document.getElementById("fig-" + id)); });
+    });
+    document.body.dataset.ready = "1";
+  }
+  init();
+})();
