@@ -71,15 +71,14 @@ def import_cmd(
         with bar:
             task = bar.add_task("verifying and importing packages", total=len(packages))
             s = import_packages(con, packages, key_fingerprint=key_fp,
-                                progress=lambda done, total, _r: bar.update(task, completed=done))
+                                progress=lambda done, _total: bar.update(task, completed=done))
     finally:
         con.close()
     lines = []
     for r in s["packages"]:
-        what = f"{r['records']} records, {r['measurements']} measurements"
+        what = f"{r['records']} records"
         if r["status"] == "imported":
             what += f" ({r['records_new']} new, {r['records_replaced']} replaced, {r['records_removed']} removed)"
-        lines.append(f"{','.join(r['municipalities'])}  {r['status']:<16}  {what}  {r['package']}")
-    lines.append(f"{s['imported']} imported, {s['already_imported']} already imported, "
-                 f"{s['superseded']} superseded; key {s['key_fingerprint']}; workspace {ctx.obj.db}")
+        lines.append(f"{r['status']:<16} {','.join(r['municipalities'])}  {what}")
+    lines.append(f"{s['imported']} imported, {s['already_imported']} already imported, {s['superseded']} superseded")
     emit({"workspace": str(ctx.obj.db), **s}, as_json, "\n".join(lines))

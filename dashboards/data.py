@@ -36,21 +36,22 @@ class Publication:
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
-    return bool(row and row[0])
+    [(count,)] = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()
+    return bool(count)
 
 
 def latest_publication(con: duckdb.DuckDBPyConnection) -> Publication:
     """The newest publication that holds cells, or ``NoPublication``."""
     if not (_has_table(con, "publications") and _has_table(con, "pub_cells")):
         raise NoPublication("the workspace holds no published tables yet; run 'isu publish' first")
-    row = con.execute(
+    rows = con.execute(
         """SELECT publication_id, created_at, threshold, toolkit_version, audit FROM publications p
            WHERE EXISTS (SELECT 1 FROM pub_cells c WHERE c.publication_id = p.publication_id)
            ORDER BY publication_id DESC LIMIT 1"""
-    ).fetchone()
-    if row is None:
+    ).fetchall()
+    if not rows:
         raise NoPublication("the workspace holds no publication with cells; run 'isu publish' first")
+    row = rows[0]
     audit = row[4]
     if isinstance(audit, str):
         try:
@@ -88,14 +89,15 @@ def load_cells(
         measure_list = sorted(set(measures))
         measure_sql = f"AND measure IN ({', '.join('?' for _ in measure_list)})"
         params += measure_list
-    long = con.execute(
+    long = con.sql(
         f"""SELECT {', '.join(KEYS)}, measure,
                    max(CASE WHEN status = 'shown' THEN value END) AS value
             FROM pub_cells
             WHERE publication_id = ? AND sex = 'all' AND age_band = 'all' AND ({geo_sql}) {measure_sql}
             GROUP BY ALL""",
-        params,
+        params=params,
     ).pl()
     if long.is_empty():
         return pl.DataFrame(schema={k: pl.String for k in KEYS})
-    return long.pivot(on="measure", index=KEYS, values="value", aggregate_function="first")
+    wide = long.pivot(on="measure", index=KEYS, values="value", aggregate_function="first", sort_columns=True)
+    return wide.sort(KEYS)  # the same publication always gives the same page

@@ -35,6 +35,7 @@ COLOURS = {
     "goal_improved": PALETTE["sky"],
     "goal_no_change": GREY,
     "goal_worse": PALETTE["vermillion"],
+    "goal_not_assessed": "#E8E8E8",
     "point": PALETTE["blue"],
     "focus": PALETTE["vermillion"],
     "limit": "#444444",
@@ -72,19 +73,30 @@ def _base(labels: Labels, **extra: Any) -> dict[str, Any]:
         paper_bgcolor="white",
         plot_bgcolor="white",
         margin={"l": 20, "r": 30, "t": 50, "b": 70},
-        legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom", "font": {"size": 16}},
         hoverlabel={"font": {"size": 16}},
-        **extra,
+        **{"legend": _legend(), **extra},
     )
     return layout.to_plotly_json()
+
+
+def _legend(**extra: Any) -> dict[str, Any]:
+    return {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom", "font": {"size": 16}, **extra}
 
 
 def _rows_axis() -> dict[str, Any]:
     return {"type": "category", "autorange": "reversed", "automargin": True, "showgrid": False, "ticksuffix": "  "}
 
 
-def _share_axis(title: str) -> dict[str, Any]:
-    return {"title": {"text": title}, "tickformat": ".0%", "range": [0, 1], "gridcolor": "#e5e5e5", "zeroline": False}
+def _percent(value: float, lang: str) -> str:
+    """``20 %`` in Swedish, ``20%`` in English (Plotly's own formats cannot put the space in)."""
+    sign = "\u00a0%" if lang == "sv" else "%"
+    return f"{value * 100:.0f}{sign}"
+
+
+def _share_axis(title: str, lang: str) -> dict[str, Any]:
+    ticks = [i / 5 for i in range(6)]
+    return {"title": {"text": title}, "range": [0, 1], "gridcolor": "#e5e5e5", "zeroline": False,
+            "tickvals": ticks, "ticktext": [_percent(v, lang) for v in ticks]}  # fmt: skip
 
 
 def layouts(labels: Labels) -> dict[str, dict[str, Any]]:
@@ -99,18 +111,18 @@ def layouts(labels: Labels) -> dict[str, dict[str, Any]]:
                     "zeroline": True, "zerolinecolor": "#333", "zerolinewidth": 2},
             yaxis=_rows_axis(),
         ),  # fmt: skip
-        "rci": _base(t, barmode="stack", xaxis=_share_axis(t("axis_share_clients")), yaxis=_rows_axis()),
-        "goals": _base(t, barmode="stack", xaxis=_share_axis(t("axis_share_assessed")), yaxis=_rows_axis()),
+        "rci": _base(t, barmode="stack", legend=_legend(traceorder="normal"), xaxis=_share_axis(t("axis_share_clients"), t.lang), yaxis=_rows_axis()),
+        "goals": _base(t, barmode="stack", legend=_legend(traceorder="normal"), margin={"l": 20, "r": 30, "t": 90, "b": 70}, xaxis=_share_axis(t("axis_share_all"), t.lang), yaxis=_rows_axis()),
         "funnel": _base(
             t,
             xaxis={**grid, "title": {"text": t("axis_paired_n")}, "rangemode": "tozero"},
-            yaxis={**_share_axis(t("axis_share_improved")), "automargin": True},
+            yaxis={**_share_axis(t("axis_share_improved"), t.lang), "automargin": True},
             showlegend=True,
         ),
         "trend": _base(
             t,
             xaxis={**grid, "type": "category", "title": {"text": t("axis_period")}},
-            yaxis={**_share_axis(t("axis_share_improved")), "automargin": True},
+            yaxis={**_share_axis(t("axis_share_improved"), t.lang), "automargin": True},
         ),
         "attrition": _base(t, xaxis={**grid}, yaxis=_rows_axis()),
     }

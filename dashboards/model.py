@@ -11,28 +11,27 @@ import math
 import re
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from isu.schemas import code_list
 
 from .data import Publication
-from .funnel import LEVELS, control_limits, n_grid
+from .funnel import limit_table
 from .labels import Labels
 from .scope import Scope
 
-__all__ = ["general_measures", "OUTCOME_MEASURES", "FUNNEL_MEASURES", "build_model", "goal_levels"]
+__all__ = ["general_measures", "OUTCOME_MEASURES", "TREND_MEASURES", "FUNNEL_MEASURES", "build_model", "goal_levels"]
 
 #: Measures about records whatever the instrument (cells with instrument ``all``).
 GENERAL_MEASURES_BASE = ["records", "clients"]
-#: Measures about one instrument. Optional ones (CIs of the means) are used when published.
-OUTCOME_MEASURES = [
-    "t0_n", "paired_n", "attrition_n", "attrition_rate", "mean_t0", "mean_t1",
-    "mean_t0_ci_low", "mean_t0_ci_high", "mean_t1_ci_low", "mean_t1_ci_high",
-    "mean_change", "change_ci_low", "change_ci_high", "d_z",
-    "improved_n", "unchanged_n", "deteriorated_n",
-    "share_improved", "share_improved_ci_low", "share_improved_ci_high", "share_unchanged", "share_deteriorated",
+#: Measures about one instrument, those the trend needs first (comparison areas carry only these).
+#: The confidence intervals of the means are used when published.
+TREND_MEASURES = ["paired_n", "share_improved", "share_improved_ci_low", "share_improved_ci_high"]
+OUTCOME_MEASURES = TREND_MEASURES + [
+    "t0_n", "attrition_n", "attrition_rate", "mean_t0", "mean_t1", "mean_change", "change_ci_low", "change_ci_high",
+    "improved_n", "unchanged_n", "deteriorated_n", "share_unchanged", "share_deteriorated",
     "completers_mean_t0", "dropouts_mean_t0",
+    "mean_t0_ci_low", "mean_t0_ci_high", "mean_t1_ci_low", "mean_t1_ci_high",
 ]  # fmt: skip
 FUNNEL_MEASURES = ["paired_n", "share_improved"]
 
@@ -54,7 +53,8 @@ def _round(measure: str, value: Any) -> Any:
         return None
     if measure.endswith("_n") or measure in ("records", "clients"):
         return int(round(value))
-    return round(float(value), 4 if ("share" in measure or "rate" in measure) else 3)
+    value = round(float(value), 3)
+    return int(value) if value.is_integer() else value
 
 
 def _trim(values: list[Any]) -> list[Any]:
@@ -116,35 +116,22 @@ def _cells(wide: pl.DataFrame, geo_index: dict[str, int], measures: dict[str, li
 
 
 def _funnels(members: pl.DataFrame, reference: pl.DataFrame, member_index: dict[str, int]) -> dict[str, Any]:
-    """Per filter combination: member points and control limits around the reference share."""
+    """Per filter combination: the reference share and the members' points; plus the limit table."""
     keys = ["period", "category", "need_area", "instrument"]
     if members.is_empty() or reference.is_empty() or "share_improved" not in members.columns:
-        return {}
+        return {"combos": {}, "limits": None}
     points = members.drop_nulls(["paired_n", "share_improved"]).filter(pl.col("paired_n") > 0)
     ref = reference.drop_nulls(["share_improved"]).select(keys + [pl.col("share_improved").alias("p0")])
-    joined = points.join(ref, on=keys, how="inner")
+    joined = points.join(ref, on=keys, how="inner").sort([*keys, "geo_code"])
     if joined.is_empty():
-        return {}
-    combos = joined.group_by(keys, maintain_order=True).agg(
-        pl.col("p0").first(), pl.col("paired_n").max().alias("n_max"),
-        pl.struct("geo_level", "geo_code", "paired_n", "share_improved").alias("points"),
-    )  # fmt: skip
-    grid = n_grid(combos["n_max"].max())
-    p0 = combos["p0"].to_numpy().reshape(-1, 1)
-    limits = {level: control_limits(p0, grid, level) for level in LEVELS}
-    out: dict[str, Any] = {}
-    for i, combo in enumerate(combos.iter_rows(named=True)):
-        top = int(np.searchsorted(grid, math.ceil(combo["n_max"] * 1.15))) + 1
-        entry: dict[str, Any] = {"p0": round(combo["p0"], 4), "n": grid[:top].tolist(), "points": []}
-        for level, (lo, hi) in limits.items():
-            tag = f"{level * 100:g}".replace(".", "")
-            entry[f"lo{tag}"] = np.round(lo[i, :top], 4).tolist()
-            entry[f"hi{tag}"] = np.round(hi[i, :top], 4).tolist()
-        for p in combo["points"]:
-            idx = member_index[f"{p['geo_level']}:{p['geo_code']}"]
-            entry["points"].append([idx, int(p["paired_n"]), round(p["share_improved"], 4)])
-        out["|".join(combo[k] for k in keys)] = entry
-    return out
+        return {"combos": {}, "limits": None}
+    combos: dict[str, Any] = {}
+    for row in joined.iter_rows(named=True):
+        key = "|".join(row[k] for k in keys)
+        entry = combos.setdefault(key, {"p0": _round("share", row["p0"]), "points": []})
+        idx = member_index[f"{row['geo_level']}:{row['geo_code']}"]
+        entry["points"].append([idx, int(row["paired_n"]), _round("share_improved", row["share_improved"])])
+    return {"combos": combos, "limits": limit_table(float(joined["paired_n"].max()))}
 
 
 def build_model(

@@ -15,16 +15,17 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+import polars as pl
 from plotly.offline import get_plotlyjs
 
 from isu import __version__
-from isu.errors import InputError
+from isu.errors import IsuError
 from isu.store import connect
 
 from .data import latest_publication, load_cells, published_geos
 from .figures import COLOURS, SECTIONS, layouts
 from .labels import Labels, load_labels
-from .model import FUNNEL_MEASURES, build_model
+from .model import FUNNEL_MEASURES, TREND_MEASURES, build_model
 from .scope import Scope, resolve_scope
 
 __all__ = ["DashboardResult", "build_dashboard", "render_html"]
@@ -81,7 +82,7 @@ def _sections(t: Labels) -> str:
 
 def _notes(t: Labels, threshold: int) -> str:
     items = "".join(
-        f"\n      <dt>{escape(t(term))}</dt><dd>{escape(t(text, k=threshold))}</dd>" for term, text in NOTES
+        f"\n      <dt>{escape(t(term, k=threshold))}</dt><dd>{escape(t(text, k=threshold))}</dd>" for term, text in NOTES
     )
     return f"    <dl>{items}\n    </dl>"
 
@@ -122,7 +123,9 @@ def build_dashboard(
         publication = latest_publication(con)
         scope = resolve_scope(published_geos(con, publication.publication_id), t, municipality, region)
         pid = publication.publication_id
-        wide = load_cells(con, pid, [(g.level, g.code) for g in scope.geos])
+        focus = load_cells(con, pid, [(scope.focus.level, scope.focus.code)])
+        comparisons = load_cells(con, pid, [(g.level, g.code) for g in scope.comparisons], TREND_MEASURES)
+        wide = pl.concat([focus, comparisons], how="diagonal_relaxed")
         funnel_geos = {(g.level, g.code) for g in scope.members} | {(scope.reference.level, scope.reference.code)}
         funnel_cells = load_cells(con, pid, funnel_geos, FUNNEL_MEASURES)
     finally:
@@ -133,5 +136,5 @@ def build_dashboard(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
     except OSError as e:
-        raise InputError(f"cannot write the dashboard to {path}: {e.strerror or e}; choose another --out") from None
+        raise IsuError(f"cannot write the dashboard to {path}: {e.strerror or e}; choose another --out") from None
     return DashboardResult(path, path.stat().st_size, time.perf_counter() - started, pid, scope.focus.label, lang)

@@ -220,9 +220,10 @@ def _grouping_sets(breakdowns: tuple[Breakdown, ...], fixed: tuple[str, ...]) ->
 def _cells_sql(source: str, payload: tuple[str, ...], measures: str, breakdowns: tuple[Breakdown, ...],
                extra: tuple[str, ...] = ()) -> str:
     """Every cell of every breakdown (all margins), hierarchies applied through the map tables."""
-    cols = ", ".join(f"COALESCE({d}, 'all') AS {d}" for d in CROSS_DIMS)
+    used = {d for b in breakdowns for d in b.dims}
+    cols = ", ".join(f"COALESCE({d}, 'all') AS {d}" if d in used else f"'all' AS {d}" for d in CROSS_DIMS)
     fixed = ("period", "geo_code", *extra)
-    inner = ", ".join(f"s.{c}" for c in (*CROSS_DIMS, *extra, *payload))
+    inner = ", ".join(f"s.{c}" for c in (*(d for d in CROSS_DIMS if d in used), *extra, *payload))
     return f"""SELECT period, geo_code, {cols}{''.join(', ' + e for e in extra)}, {measures}
         FROM (SELECT pm.code AS period, gm.code AS geo_code, {inner}
               FROM {source} s JOIN _isu_pmap pm ON pm.leaf = s.period JOIN _isu_gmap gm ON gm.leaf = s.geo_code) x

@@ -131,21 +131,22 @@ def import_file(
         scan = "_isu_xlsx"
     else:
         scan = csv_scan_sql(src)
+    checks: list = []
     with transaction(con):
         try:
-            malformed = build_stage(con, prof, src, scan, municipality=municipality, params=params)
+            malformed = build_stage(con, prof, src, scan, municipality=municipality, params=params, checks=checks)
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as e:
             raise InputError(f"{src.path.name}: cannot read as {src.encoding} text with delimiter {src.delimiter!r} ({str(e).splitlines()[0][:200]})") from None
         finally:
             if src.kind == "xlsx":
                 con.unregister("_isu_xlsx")
-        counts = stage_tables(con, prof)
+        counts = stage_tables(con, prof, checks)
         res.rows_read = counts["parsed"] + len(malformed)
         res.rows_rejected = counts["rejected"] + len(malformed)
         res.rows_accepted = res.rows_read - res.rows_rejected
         res.municipalities = [r[0] for r in con.execute("SELECT DISTINCT municipality FROM _acc_records ORDER BY 1").fetchall()]
         res.measurements = con.execute("SELECT count(*) FROM _acc_meas").fetchone()[0]
-        rejected = rejects_mod.collect(con, malformed, prof)
+        rejected = rejects_mod.collect(con, malformed, prof, checks)
         res.errors_by_type = rejects_mod.count_by_type(rejected)
         if not dry_run:
             res.import_id = con.execute("SELECT nextval('import_seq')").fetchone()[0]

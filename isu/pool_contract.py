@@ -18,7 +18,7 @@ from .schemas.models import ContractModel, Intervention, Measurement
 from .schemas.rules import NotBefore, WithinInstrumentRange
 from .validate import ID_PATTERN_SQL, lit, q
 
-__all__ = ["Check", "Violation", "first_violation", "record_columns", "measurement_columns", "table_checks", "KEY_COLUMNS"]
+__all__ = ["Check", "Violation", "violations", "record_columns", "measurement_columns", "table_checks", "KEY_COLUMNS"]
 
 #: Identity of a record in a package and in the store.
 KEY_COLUMNS = ("municipality", "record_key")
@@ -111,17 +111,20 @@ class Violation:
         return f"{self.rows} row{'s' if self.rows > 1 else ''} in {member}: {self.message}"
 
 
-def first_violation(con, table: str, source: str) -> Violation | None:
-    """Run all checks of ``table`` over the relation ``source`` in one scan; None when all pass.
+def violations(con, table: str, source: str, group: str | None = None) -> dict:
+    """Run all checks of ``table`` over the relation ``source`` in one scan.
 
-    Values are never quoted back: a broken key could be exactly what must not be printed.
-    A NULL condition (a NULL in an optional column) passes; NOT NULL has its own check.
+    Returns {group value: first broken check} (key None without ``group``); empty when all pass.
+    Values are never quoted back: a broken key could be exactly what must not be printed. A NULL
+    condition (a NULL in an optional column) passes; NOT NULL has its own check.
     """
     checks = table_checks(table)
-    counts = con.execute(
-        "SELECT " + ", ".join(f"count_if(coalesce({c.sql}, false))" for c in checks) + f" FROM {source}"
-    ).fetchone()
-    for check, n in zip(checks, counts):
-        if n:
-            return Violation(check.message, n)
-    return None
+    counts = ", ".join(f"count_if(coalesce({c.sql}, false))" for c in checks)
+    key = group or "NULL"
+    rows = con.execute(f"SELECT {key}, {counts} FROM {source} GROUP BY {key}").fetchall()
+    out = {}
+    for g, *ns in rows:
+        broken = [(check, n) for check, n in zip(checks, ns) if n]
+        if broken:
+            out[g] = Violation(broken[0][0].message, broken[0][1])
+    return out

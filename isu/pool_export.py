@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 
 from . import __version__
-from .errors import IsuError, WorkspaceError
-from .pool_contract import first_violation, measurement_columns, record_columns
+from .errors import IsuError, KeyFileError, WorkspaceError
+from .pool_contract import measurement_columns, record_columns, violations
 from .pool_package import (
     FORMAT, PACKAGE_VERSION, FileEntry, Manifest, MunicipalityEntry, Period, file_sha256, member_name, write_package,
 )
@@ -39,18 +39,26 @@ def workspace_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
     return row[0] if row else None
 
 
-def municipality_stats(con: duckdb.DuckDBPyConnection, records: str, measurements: str) -> list[MunicipalityEntry]:
-    """Per municipality: row counts and first/last date, over two relations (SQL FROM terms)."""
+def municipality_stats(con: duckdb.DuckDBPyConnection, records: str, measurements: str,
+                       group: str | None = None) -> dict[object, list[MunicipalityEntry]]:
+    """Per municipality: row counts and first/last date, over two relations (SQL FROM terms).
+
+    Keyed by the value of the column ``group`` (None without one), municipalities in code order.
+    """
+    g = group or "0"  # a constant, not NULL: NULL keys would not join
     rows = con.execute(f"""
-        WITH r AS (SELECT municipality, count(*) AS n, least(min(started_on), min(ended_on)) AS first,
+        WITH r AS (SELECT {g} AS g, municipality, count(*) AS n, least(min(started_on), min(ended_on)) AS first,
                           greatest(max(started_on), max(ended_on)) AS last FROM {records} GROUP BY ALL),
-             m AS (SELECT municipality, count(*) AS n, min(measured_on) AS first, max(measured_on) AS last
-                   FROM {measurements} GROUP BY ALL)
-        SELECT municipality, coalesce(r.n, 0), coalesce(m.n, 0), least(r.first, m.first), greatest(r.last, m.last)
-        FROM r FULL JOIN m USING (municipality) ORDER BY municipality
+             m AS (SELECT {g} AS g, municipality, count(*) AS n, min(measured_on) AS first,
+                          max(measured_on) AS last FROM {measurements} GROUP BY ALL)
+        SELECT g, municipality, coalesce(r.n, 0), coalesce(m.n, 0), least(r.first, m.first), greatest(r.last, m.last)
+        FROM r FULL JOIN m USING (g, municipality) ORDER BY g, municipality
     """).fetchall()
-    return [MunicipalityEntry(code=c, records=nr, measurements=nm, period=Period(first=f, last=l))
-            for c, nr, nm, f, l in rows]
+    out: dict[object, list[MunicipalityEntry]] = {}
+    for key, c, nr, nm, f, l in rows:
+        out.setdefault(key if group else None, []).append(
+            MunicipalityEntry(code=c, records=nr, measurements=nm, period=Period(first=f, last=l)))
+    return out
 
 
 def build_manifest(
@@ -58,7 +66,7 @@ def build_manifest(
 ) -> Manifest:
     """The manifest for two Parquet files (keys of ``members``: 'records', 'measurements')."""
     src = {t: parquet_source(p) for t, p in members.items()}
-    munis = municipality_stats(con, src["records"], src["measurements"])
+    munis = municipality_stats(con, src["records"], src["measurements"]).get(None, [])
     firsts = [m.period.first for m in munis if m.period.first]
     lasts = [m.period.last for m in munis if m.period.last]
     files = [
@@ -88,7 +96,7 @@ def export_package(
     if not present or fingerprint is None:
         raise WorkspaceError("nothing to export: the workspace holds no pseudonymised records; run 'isu import' first")
     if key_fingerprint is not None and key_fingerprint != fingerprint:
-        raise IsuError(f"the key file (fingerprint {key_fingerprint}) is not the key this workspace was "
+        raise KeyFileError(f"the key file (fingerprint {key_fingerprint}) is not the key this workspace was "
                        f"pseudonymised with ({fingerprint}); pass the pool's key with --key-file")
     if municipality is not None and municipality not in present:
         raise IsuError(f"municipality {municipality} has no records in this workspace (it holds {', '.join(present)})")
@@ -108,8 +116,7 @@ def export_package(
                               ORDER BY m.municipality, m.record_key, m.timepoint, m.instrument)
                         TO {_quoted(members["measurements"])} (FORMAT parquet, COMPRESSION zstd)""", {"codes": codes})
         for table, path in members.items():
-            bad = first_violation(con, table, parquet_source(path))
-            if bad:
+            for bad in violations(con, table, parquet_source(path)).values():
                 raise IsuError(f"export refused: {bad.describe(table)} in this workspace; "
                                "the region would refuse the package. Correct the source and re-import")
         manifest = build_manifest(con, members, fingerprint)

@@ -7,10 +7,14 @@ and every row against the record contract. A package then *replaces* its municip
 data. All packages of one command share one transaction: a refused package, a crash or a kill
 leaves the workspace exactly as it was. A package already imported (same SHA-256) changes
 nothing; one older than what the region holds for its municipalities is skipped as superseded.
+
+Packages are staged in chunks (Arrow tables tagged with the package's position) so that the
+checks and writes are a handful of set-wise statements per chunk, not per package.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timezone
 from typing import Callable, Iterable
@@ -20,146 +24,204 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
-from .pool_contract import KEY_COLUMNS, first_violation, measurement_columns, record_columns
+from .pool_contract import KEY_COLUMNS, measurement_columns, record_columns, violations
 from .pool_export import municipality_stats, workspace_fingerprint
 from .pool_package import TABLES, Package, open_package
 from .schemas import SCHEMA_VERSION
 from .store import STORE_VERSION, transaction
 
-__all__ = ["import_packages", "IMPORTED", "ALREADY", "SUPERSEDED"]
+__all__ = ["import_packages", "IMPORTED", "ALREADY", "SUPERSEDED", "CHUNK_RECORDS"]
 
 IMPORTED, ALREADY, SUPERSEDED = "imported", "already imported", "superseded"
+#: Records staged in memory at once; a chunk is verified and written before the next is read.
+CHUNK_RECORDS = 2_000_000
 _COLUMNS = {"records": record_columns, "measurements": measurement_columns}
 _STAGE = {t: f"pool_stage_{t}" for t in TABLES}
+_STRINGS = (pa.string(), pa.large_string(), pa.string_view())
 
 
 def _meta_key(code: str) -> str:
     return f"pool_package:{code}"
 
 
-def _check_versions(pkg: Package, region_fp: str | None, key_fp: str | None) -> None:
+def _check_versions(pkg: Package, fingerprint: str | None, key_fp: str | None) -> None:
     m = pkg.manifest
-    if m.schema_version != SCHEMA_VERSION:
-        raise pkg.refuse(f"record schema version {m.schema_version}, this toolkit reads {SCHEMA_VERSION}; "
-                         "export again with the same isu version as the region")
-    if m.store_version != STORE_VERSION:
-        raise pkg.refuse(f"store version {m.store_version}, this toolkit reads {STORE_VERSION}; "
-                         "export again with the same isu version as the region")
-    if key_fp is not None and m.key_fingerprint != key_fp:
-        raise pkg.refuse(f"made with key {m.key_fingerprint}, but --key-file has {key_fp}; "
-                         "all municipalities of a pool must pseudonymise with the same key")
-    if region_fp is not None and m.key_fingerprint != region_fp:
-        raise pkg.refuse(f"made with key {m.key_fingerprint}, but this region's data use key {region_fp}; "
-                         "all municipalities of a pool must pseudonymise with the same key")
+    for what, theirs, ours in (("record schema", m.schema_version, SCHEMA_VERSION),
+                               ("store", m.store_version, STORE_VERSION)):
+        if theirs != ours:
+            raise pkg.refuse(f"{what} version {theirs}, this toolkit reads {ours}; "
+                             "export again with the same isu version as the region")
+    for theirs_is, ours in (("--key-file has", key_fp), ("this region's data use key", fingerprint)):
+        if ours is not None and m.key_fingerprint != ours:
+            raise pkg.refuse(f"made with key {m.key_fingerprint}, but {theirs_is} {ours}; "
+                             "all municipalities of a pool must pseudonymise with the same key")
 
 
-def _superseded(con: duckdb.DuckDBPyConnection, pkg: Package) -> bool:
+def _superseded(pkg: Package, held: dict[str, datetime]) -> bool:
     """True when the region holds newer packages for all of this package's municipalities."""
-    newer = []
-    for code in pkg.manifest.codes:
-        row = con.execute("SELECT value FROM meta WHERE key = ?", [_meta_key(code)]).fetchone()
-        held = datetime.fromisoformat(json.loads(row[0])["created_at"]) if row else None
-        newer.append(held is not None and held > pkg.manifest.created_at)
+    newer = [code in held and held[code] > pkg.manifest.created_at for code in pkg.manifest.codes]
     if any(newer) and not all(newer):
         raise pkg.refuse("some of its municipalities already have newer packages in this region; "
                          "ask for a new package of all of them")
     return all(newer)
 
 
-def _stage(con: duckdb.DuckDBPyConnection, pkg: Package) -> None:
-    """Read the members into Arrow, register them, and hold them to manifest and contract."""
-    for table in TABLES:
-        entry, name = pkg.manifest.file(table), _STAGE[table]
-        try:
-            data = pq.read_table(pa.BufferReader(pkg.member(table)))
-        except (pa.ArrowException, OSError) as e:
-            raise pkg.refuse(f"{entry.name} is not a readable Parquet file ({e})") from None
-        if data.num_rows != entry.rows:
-            raise pkg.refuse(f"{entry.name} has {data.num_rows} rows, the manifest says {entry.rows}")
-        con.complete()  # DuckDB 2: register() waits for no pending result of execute()
-        con.register(name, data)
-        want = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
-        expected = [(c, want[c]) for c in _COLUMNS[table]()]
-        found = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {name})").fetchall()
-        if found != expected:
-            raise pkg.refuse(f"{entry.name} does not have the contract's columns and types "
-                             f"({', '.join(f'{n} {t}' for n, t in expected)})")
-        bad = first_violation(con, table, name)
-        if bad:
-            raise pkg.refuse(bad.describe(entry.name))
-    keys = " AND ".join(f"r.{k} = m.{k}" for k in KEY_COLUMNS)
-    orphans = con.execute(f"SELECT count(*) FROM {_STAGE['measurements']} m ANTI JOIN {_STAGE['records']} r "
-                          f"ON {keys}").fetchone()[0]
-    if orphans:
-        raise pkg.refuse(f"{orphans} measurements belong to no record in the package")
-    if municipality_stats(con, _STAGE["records"], _STAGE["measurements"]) != pkg.manifest.municipalities:
-        raise pkg.refuse("its rows do not match the manifest's municipalities, counts or periods (manifest edited?)")
-
-
-def _apply(con: duckdb.DuckDBPyConnection, pkg: Package, started: datetime, region_fp: str | None) -> dict:
-    """Replace the package's municipalities' rows and log the import (inside the caller's transaction)."""
-    m, codes = pkg.manifest, pkg.manifest.codes
-    r, ms = _STAGE["records"], _STAGE["measurements"]
-    existing, kept = con.execute(
-        f"SELECT (SELECT count(*) FROM records WHERE municipality IN (SELECT unnest($c))), "
-        f"(SELECT count(*) FROM records SEMI JOIN {r} USING ({', '.join(KEY_COLUMNS)}))", {"c": codes}
-    ).fetchone()
-    import_id = con.execute("SELECT nextval('import_seq')").fetchone()[0]
-    for table in ("measurements", "records"):
-        con.execute(f"DELETE FROM {table} WHERE municipality IN (SELECT unnest($c))", {"c": codes})
-    rcols = ", ".join(record_columns())
-    mcols = ", ".join(measurement_columns())
+def _read(pkg: Package, table: str, schema: pa.Schema, tag: int) -> pa.Table:
+    """One member as Arrow, held to the manifest's row count and the store's columns and types."""
+    entry = pkg.manifest.file(table)
     try:
-        con.execute(f"INSERT INTO records ({rcols}, import_id) SELECT {rcols}, $id FROM {r}", {"id": import_id})
-        con.execute(f"INSERT INTO measurements ({mcols}) SELECT {mcols} FROM {ms}")
+        data = pq.ParquetFile(pa.BufferReader(pkg.member(table))).read()
+    except (pa.ArrowException, OSError) as e:
+        raise pkg.refuse(f"{entry.name} is not a readable Parquet file ({e})") from None
+    if data.num_rows != entry.rows:
+        raise pkg.refuse(f"{entry.name} has {data.num_rows} rows, the manifest says {entry.rows}")
+    same = data.column_names == schema.names and all(
+        a.type == b.type or (a.type in _STRINGS and b.type in _STRINGS) for a, b in zip(data.schema, schema))
+    if not same:
+        raise pkg.refuse(f"{entry.name} does not have the contract's columns and types "
+                         f"({', '.join(f'{f.name} {f.type}' for f in schema)})")
+    data = data.cast(schema) if data.schema != schema else data
+    return data.append_column("_pkg", pa.array([tag] * data.num_rows, pa.int32()))
+
+
+def _verify(con: duckdb.DuckDBPyConnection, chunk: list[Package]) -> None:
+    """Contract, measurements' records, and manifest counts/periods, for all staged packages at once."""
+    r, m = _STAGE["records"], _STAGE["measurements"]
+    bad: dict[int, str] = {}
+    for table in TABLES:
+        for tag, v in violations(con, table, _STAGE[table], group="_pkg").items():
+            bad.setdefault(tag, v.describe(f"{table}.parquet"))
+    on = " AND ".join(f"r.{k} = m.{k}" for k in ("_pkg", *KEY_COLUMNS))
+    for tag, n in con.execute(f"SELECT m._pkg, count(*) FROM {m} m ANTI JOIN {r} r ON {on} GROUP BY 1").fetchall():
+        bad.setdefault(tag, f"{n} measurements belong to no record in the package")
+    stats = municipality_stats(con, r, m, group="_pkg")
+    for tag, pkg in enumerate(chunk):
+        if tag not in bad and stats.get(tag, []) != pkg.manifest.municipalities:
+            bad[tag] = "its rows do not match the manifest's municipalities, counts or periods (manifest edited?)"
+    if bad:
+        tag = min(bad)
+        raise chunk[tag].refuse(bad[tag])
+
+
+def _counts(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[int, int, int]]:
+    """Per staged package: records new, replaced and removed relative to what it replaces (the
+    region's rows, or an earlier package of the same municipality in this chunk)."""
+    r = _STAGE["records"]
+    rows = con.execute(f"""
+        WITH region AS (SELECT -1 AS _pkg, municipality, record_key FROM records
+                        WHERE municipality IN (SELECT DISTINCT municipality FROM {r})),
+             keys AS (SELECT _pkg, municipality, record_key FROM {r} UNION ALL FROM region),
+             sizes AS (SELECT _pkg, municipality, count(*) AS n FROM keys GROUP BY ALL),
+             chain AS (SELECT _pkg, municipality, lag(_pkg) OVER (PARTITION BY municipality ORDER BY _pkg) AS prev
+                       FROM sizes),
+             kept AS (SELECT c._pkg, c.municipality, count(*) AS n FROM chain c
+                      JOIN keys a ON a._pkg = c._pkg AND a.municipality = c.municipality
+                      JOIN keys b ON b._pkg = c.prev AND b.municipality = c.municipality AND b.record_key = a.record_key
+                      GROUP BY ALL)
+        SELECT c._pkg, sum(s.n - coalesce(k.n, 0)), sum(coalesce(k.n, 0)), sum(coalesce(p.n, 0) - coalesce(k.n, 0))
+        FROM chain c JOIN sizes s USING (_pkg, municipality) LEFT JOIN kept k USING (_pkg, municipality)
+        LEFT JOIN sizes p ON p._pkg = c.prev AND p.municipality = c.municipality
+        WHERE c._pkg >= 0 GROUP BY c._pkg""").fetchall()
+    return {tag: (int(a), int(b), int(c)) for tag, a, b, c in rows}
+
+
+def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: dict[str, pa.Table],
+           started: datetime) -> list[dict]:
+    """Replace the chunk's municipalities' rows (the latest package of each wins), log each package."""
+    r, m = _STAGE["records"], _STAGE["measurements"]
+    counts = _counts(con)
+    ids = [i for (i,) in con.execute(f"SELECT nextval('import_seq') FROM range({len(chunk)})").fetchall()]
+    con.complete()
+    con.register("pool_stage_ids", pa.table({"_pkg": pa.array(range(len(chunk)), pa.int32()), "import_id": ids}))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE pool_stage_winners AS "
+                f"SELECT municipality, max(_pkg) AS _pkg FROM {r} GROUP BY municipality")
+    for table in ("measurements", "records"):
+        con.execute(f"DELETE FROM {table} WHERE municipality IN (SELECT municipality FROM pool_stage_winners)")
+    rcols, mcols = ", ".join(record_columns()), ", ".join(measurement_columns())
+    win = "JOIN pool_stage_winners w USING (_pkg, municipality)"
+    try:
+        con.execute(f"INSERT INTO records ({rcols}, import_id) SELECT {rcols}, i.import_id FROM {r} "
+                    f"JOIN pool_stage_ids i USING (_pkg) {win}")
+        con.execute(f"INSERT INTO measurements ({mcols}) SELECT {mcols} FROM {m} {win}")
     except duckdb.ConstraintException:
-        raise pkg.refuse("it holds the same record or measurement twice (duplicate keys)") from None
-    n_rec, n_meas = m.file("records").rows, m.file("measurements").rows
-    con.execute(
-        "INSERT INTO imports (import_id, kind, file_name, file_sha256, municipality, rows_read, rows_accepted, "
-        "rows_rejected, records_inserted, records_updated, records_unchanged, started_at, finished_at, "
-        "toolkit_version, key_fingerprint) VALUES (?, 'pool', ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?, ?)",
-        [import_id, pkg.path.name, pkg.sha256, ",".join(codes), n_rec, n_rec, n_rec - kept, kept,
-         started, _now(), __version__, m.key_fingerprint],
-    )
-    if region_fp is None:
-        con.execute("INSERT INTO meta VALUES ('key_fingerprint', ?)", [m.key_fingerprint])
-    facts = json.dumps({"sha256": pkg.sha256, "created_at": m.created_at.isoformat(), "import_id": import_id})
-    for code in codes:
-        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_meta_key(code), facts])
-    return {"import_id": import_id, "records_new": n_rec - kept, "records_replaced": kept,
-            "records_removed": existing - kept}
+        raise _duplicate_culprit(chunk, staged) from None
+    finished = _now()
+    log, meta, results = [], [], []
+    for tag, pkg in enumerate(chunk):
+        mf, (new, replaced, removed) = pkg.manifest, counts[tag]
+        n = mf.file("records").rows
+        log.append({"import_id": ids[tag], "kind": "pool", "file_name": pkg.path.name, "file_sha256": pkg.sha256,
+                    "municipality": ",".join(mf.codes), "rows_read": n, "rows_accepted": n, "rows_rejected": 0,
+                    "records_inserted": new, "records_updated": replaced, "records_unchanged": 0,
+                    "started_at": started, "finished_at": finished, "toolkit_version": __version__,
+                    "key_fingerprint": mf.key_fingerprint})
+        facts = json.dumps({"sha256": pkg.sha256, "created_at": mf.created_at.isoformat()})
+        meta += [{"key": _meta_key(code), "value": facts} for code in mf.codes]
+        results.append({"status": IMPORTED, "import_id": ids[tag], "records_new": new,
+                        "records_replaced": replaced, "records_removed": removed})
+    con.register("pool_stage_log", pa.Table.from_pylist(log))
+    con.register("pool_stage_meta", pa.Table.from_pylist(meta))
+    con.execute(f"INSERT INTO imports ({', '.join(log[0])}) SELECT * FROM pool_stage_log")
+    con.execute("INSERT OR REPLACE INTO meta SELECT * FROM pool_stage_meta")
+    return results
+
+
+def _duplicate_culprit(chunk: list[Package], staged: dict[str, pa.Table]) -> Exception:
+    """Name the package whose keys repeat (the transaction is aborted: ask a scratch connection)."""
+    scratch = duckdb.connect()
+    for table in TABLES:
+        keys = ", ".join(c for c in _COLUMNS[table]() if c in (*KEY_COLUMNS, "timepoint", "instrument"))
+        scratch.register("staged", staged[table])
+        row = scratch.execute(f"SELECT min(_pkg) FROM (SELECT _pkg FROM staged GROUP BY _pkg, {keys} "
+                              "HAVING count(*) > 1)").fetchall()[0][0]
+        if row is not None:
+            return chunk[row].refuse("it holds the same record or measurement twice (duplicate keys)")
+    return chunk[0].refuse("its keys collide with another package of the same command")
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _import_one(con: duckdb.DuckDBPyConnection, pkg: Package, key_fp: str | None) -> dict:
-    m = pkg.manifest
-    result = {"package": str(pkg.path), "sha256": pkg.sha256, "municipalities": m.codes,
-              "created_at": m.created_at.isoformat(), "records": m.file("records").rows,
-              "measurements": m.file("measurements").rows}
-    done = con.execute("SELECT import_id FROM imports WHERE kind = 'pool' AND file_sha256 = ?", [pkg.sha256]).fetchone()
-    if done:
-        return {**result, "status": ALREADY, "import_id": done[0]}
-    region_fp = workspace_fingerprint(con)
-    _check_versions(pkg, region_fp, key_fp)
-    if _superseded(con, pkg):
-        return {**result, "status": SUPERSEDED}
+def _import_chunk(con: duckdb.DuckDBPyConnection, chunk: list[Package], progress: Callable[[], None]) -> list[dict]:
     started = _now()
+    cols = {t: ", ".join(_COLUMNS[t]()) for t in TABLES}
+    con.complete()  # DuckDB 2: sql() and register() wait for no pending result of execute()
+    schemas = {t: con.sql(f"SELECT {cols[t]} FROM {t} LIMIT 0").to_arrow_table().schema for t in TABLES}
+    parts: dict[str, list[pa.Table]] = {t: [] for t in TABLES}
+    for tag, pkg in enumerate(chunk):
+        for t in TABLES:
+            parts[t].append(_read(pkg, t, schemas[t], tag))
+        progress()
+    staged = {t: pa.concat_tables(parts[t]) for t in TABLES}
     try:
-        _stage(con, pkg)
-        return {**result, "status": IMPORTED, **_apply(con, pkg, started, region_fp)}
+        for t in TABLES:
+            con.register(_STAGE[t], staged[t])
+        _verify(con, chunk)
+        return _apply(con, chunk, staged, started)
     finally:
-        con.complete()
-        for name in _STAGE.values():
-            con.unregister(name)
+        with contextlib.suppress(duckdb.TransactionException):  # aborted: the rollback drops them anyway
+            con.complete()
+            for name in (*_STAGE.values(), "pool_stage_ids", "pool_stage_log", "pool_stage_meta"):
+                con.unregister(name)
+
+
+def _chunks(packages: list[Package]) -> Iterable[list[Package]]:
+    chunk, rows = [], 0
+    for pkg in packages:
+        n = pkg.manifest.file("records").rows
+        if chunk and rows + n > CHUNK_RECORDS:
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append(pkg)
+        rows += n
+    if chunk:
+        yield chunk
 
 
 def import_packages(
     con: duckdb.DuckDBPyConnection, paths: Iterable, *, key_fingerprint: str | None = None,
-    progress: Callable[[int, int, dict], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Verify and merge ``paths`` in one transaction (oldest package first, so the newest wins).
 
@@ -167,16 +229,47 @@ def import_packages(
     ``PackageError`` for the first package refused; then nothing at all was imported.
     """
     packages = sorted((open_package(p) for p in paths), key=lambda p: p.manifest.created_at)
-    results = []
+    results: dict[int, dict] = {}
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, len(packages))
+
     with transaction(con):
-        for i, pkg in enumerate(packages, 1):
-            results.append(_import_one(con, pkg, key_fingerprint))
-            if progress:
-                progress(i, len(packages), results[-1])
         fingerprint = workspace_fingerprint(con)
+        imported = dict(con.execute("SELECT file_sha256, import_id FROM imports WHERE kind = 'pool'").fetchall())
+        held = {k.removeprefix("pool_package:"): datetime.fromisoformat(json.loads(v)["created_at"]) for k, v in
+                con.execute("SELECT key, value FROM meta WHERE key LIKE 'pool_package:%'").fetchall()}
+        todo, first_of = [], {}
+        for i, pkg in enumerate(packages):
+            if pkg.sha256 in imported or pkg.sha256 in first_of:
+                results[i] = {"status": ALREADY, "import_id": imported.get(pkg.sha256)}
+                step()
+                continue
+            _check_versions(pkg, fingerprint, key_fingerprint)
+            if _superseded(pkg, held):
+                results[i] = {"status": SUPERSEDED}
+                step()
+                continue
+            fingerprint = fingerprint or pkg.manifest.key_fingerprint
+            first_of[pkg.sha256] = i
+            todo.append(i)
+        if todo and workspace_fingerprint(con) is None:
+            con.execute("INSERT INTO meta VALUES ('key_fingerprint', ?)", [fingerprint])
+        for chunk in _chunks([packages[i] for i in todo]):
+            for pkg, res in zip(chunk, _import_chunk(con, chunk, step)):
+                results[first_of[pkg.sha256]] = res
+        for i, pkg in enumerate(packages):  # listed twice in this command: the first one's import
+            if results[i]["status"] == ALREADY and results[i]["import_id"] is None:
+                results[i]["import_id"] = results[first_of[pkg.sha256]]["import_id"]
+    out = [{"package": str(p.path), "sha256": p.sha256, "municipalities": p.manifest.codes,
+            "created_at": p.manifest.created_at.isoformat(), "records": p.manifest.file("records").rows,
+            "measurements": p.manifest.file("measurements").rows, **results[i]} for i, p in enumerate(packages)]
     return {
-        "packages": results,
-        **{status.replace(" ", "_"): sum(r["status"] == status for r in results)
-           for status in (IMPORTED, ALREADY, SUPERSEDED)},
+        "packages": out,
+        **{s.replace(" ", "_"): sum(r["status"] == s for r in out) for s in (IMPORTED, ALREADY, SUPERSEDED)},
         "key_fingerprint": fingerprint,
     }

@@ -99,7 +99,6 @@ def write_package(out: str | Path, manifest: Manifest, members: dict[str, Path])
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            zf.comment = FORMAT.encode()
             zf.writestr(MANIFEST, manifest.model_dump_json(indent=2))
             for entry in manifest.files:
                 zf.write(members[entry.table], entry.name)

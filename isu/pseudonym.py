@@ -47,7 +47,7 @@ def parse_sql(col: str, today: date | None = None) -> dict[str, str]:
     )
     return {
         "pid_twelve": f"CASE WHEN {parts}.ymd <> '' THEN {century} || {parts}.ymd || {parts}.serial END",
-        "pid_masked": f"regexp_replace({col}, '[0-9]', '*', 'g')",
+        "pid_masked": f"translate({col}, '0123456789', '**********')",
     }
 
 

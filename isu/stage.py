@@ -15,21 +15,28 @@ from isu.schemas import Profile
 from .read import Source
 from .validate import q, text_layer, typed_layer
 
-__all__ = ["build_stage", "stage_tables", "Malformed"]
+__all__ = ["build_stage", "stage_tables", "Malformed", "Check"]
 
 Malformed = tuple[int, str]  # (line, DuckDB's error kind)
+Check = tuple[str, str, str]  # (error column, value column, source column) in _stage
 RECORD_FIELDS = (
     "municipality", "record_key", "client", "sex", "birth_year", "need_area", "intervention_code", "category",
     "legal_basis", "provider", "started_on", "ended_on", "end_reason", "goal_attainment",
 )
 
 
-def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, scan: str, *, municipality: str | None, params: dict) -> list[Malformed]:
-    """Create ``_stage`` from one scan; return the malformed lines DuckDB set aside."""
+def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, scan: str, *, municipality: str | None,
+                params: dict, checks: list[Check]) -> list[Malformed]:
+    """Create ``_stage`` from one scan; return the malformed lines DuckDB set aside.
+
+    ``checks`` receives (error column, value column, source column) for every check, for ``isu.rejects``.
+    """
     text = text_layer(profile, set(src.header), cp1252=src.encoding == "cp1252", municipality=municipality)
     typed = typed_layer(profile, text)
+    checks.extend((f"_e{i}", f"_v{i}", column) for i, column in enumerate(typed.errors))
     con.execute("DROP TABLE IF EXISTS _stage")
-    con.execute(f"CREATE TEMP TABLE _stage AS SELECT {typed.select()} FROM (SELECT {text.select()} FROM {scan}) AS _text", params or None)
+    text.create_alias_tables(con)
+    con.execute(f"CREATE TEMP TABLE _stage AS SELECT {typed.select()} FROM ({text.sql(scan)}) AS _text", params or None)
     if src.kind != "csv":
         return []
     try:
@@ -41,26 +48,30 @@ def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, s
     return [(int(line), kind) for line, kind in rows]
 
 
-def _flag(con: duckdb.DuckDBPyConnection, rows_sql: str, column: str, type_: str, value: str) -> None:
-    con.execute(f"""UPDATE _stage SET _errors = list_append(_errors, {{'column': '{column}', 'type': '{type_}', 'value': {value}}})
-                    WHERE _row IN ({rows_sql})""")
+def _flag(con: duckdb.DuckDBPyConnection, checks: list[Check], rows_sql: str, column: str, type_: str, value: str) -> None:
+    """A check over several rows: its own pair of columns, set on the rows it names."""
+    e, v = f"_e{len(checks)}", f"_v{len(checks)}"
+    con.execute(f"ALTER TABLE _stage ADD COLUMN {e} VARCHAR")
+    con.execute(f"ALTER TABLE _stage ADD COLUMN {v} VARCHAR")
+    con.execute(f"UPDATE _stage SET {e} = '{type_}', {v} = CAST({value} AS VARCHAR), _ok = false WHERE _row IN ({rows_sql})")
+    checks.append((e, v, column))
 
 
-def stage_tables(con: duckdb.DuckDBPyConnection, profile: Profile) -> dict[str, int]:
-    key_col = profile.columns.get("record_key", "record_key").replace("'", "''")
+def stage_tables(con: duckdb.DuckDBPyConnection, profile: Profile, checks: list[Check]) -> dict[str, int]:
+    key_col = profile.columns.get("record_key", "record_key")
     keyed = "municipality IS NOT NULL AND record_key IS NOT NULL"
     if profile.shape == "wide":
-        _flag(con, f"SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key) AS c FROM _stage WHERE {keyed}) WHERE c > 1",
+        _flag(con, checks, f"SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key) AS c FROM _stage WHERE {keyed}) WHERE c > 1",
               key_col, "duplicate_key", "record_key")
     else:
         fields = ", ".join(f for f in RECORD_FIELDS if f != "record_key")
-        _flag(con, f"""SELECT _row FROM (SELECT _row, count(DISTINCT ({fields})) OVER (PARTITION BY municipality, record_key) AS c
+        _flag(con, checks, f"""SELECT _row FROM (SELECT _row, count(DISTINCT ({fields})) OVER (PARTITION BY municipality, record_key) AS c
                        FROM _stage WHERE {keyed}) WHERE c > 1""", key_col, "conflicting_record", "record_key")
-        _flag(con, f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c
+        _flag(con, checks, f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c
                        FROM _stage WHERE {keyed} AND timepoint IS NOT NULL AND instrument IS NOT NULL) WHERE c > 1""",
               profile.long.get("timepoint", "timepoint"), "duplicate_measurement", "NULL")
     cols = ", ".join(RECORD_FIELDS)
-    ok = "len(_errors) = 0"
+    ok = "_ok"
     if profile.shape == "wide":
         con.execute(f"CREATE TEMP TABLE _acc_records AS SELECT {cols} FROM _stage WHERE {ok}")
         parts = []

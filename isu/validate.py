@@ -4,12 +4,14 @@ Two layers over the scan of an export. ``text_layer`` maps the profile's source 
 contract's names as cleaned text (trimmed, empty → NULL, source codes and labels → codes). The
 ``typed_layer`` casts each field, and beside it computes an error type (or NULL) from the field's
 constraints as ``isu.contract`` reads them off the pydantic model, plus the models' cross-field
-rules. A row's errors are gathered into one list column ``_errors`` of {column, type, value}.
+rules. Each check gets a column ``_e<i>`` (error type or NULL) and ``_v<i>`` (the value, only where it
+failed); ``_ok`` is true when all are NULL. Scalar columns keep the clean path fast; the list of a
+row's errors is built only for rejected rows (``isu.rejects``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from isu.schemas import Profile, code_list
 from isu.schemas.models import Intervention, Measurement
@@ -19,7 +21,7 @@ from . import pseudonym
 from .contract import FieldSpec, measurement_fields, record_fields
 from .read import CP1252_FIX
 
-__all__ = ["Layer", "q", "lit", "text_layer", "typed_layer", "ID_PATTERN_SQL"]
+__all__ = ["Layer", "TextLayer", "q", "lit", "text_layer", "typed_layer", "ID_PATTERN_SQL"]
 
 #: A value that looks like a personnummer/samordningsnummer (for keys and masking).
 ID_PATTERN_SQL = r"(\d{6}|\d{8})[-+]?\d{4}"
@@ -44,6 +46,7 @@ class Layer:
     """An ordered SELECT list: output name → expression."""
 
     cols: dict[str, str]
+    errors: list[str] = field(default_factory=list)  # typed layer: source column of check i (_e{i}, _v{i})
 
     def select(self) -> str:
         return ", ".join(f"{expr} AS {q(name)}" for name, expr in self.cols.items())
@@ -64,43 +67,85 @@ def _aliases(field: str, spec: FieldSpec | None, profile: Profile) -> dict[str, 
     return out
 
 
-def _mapped(x: str, aliases: dict[str, str]) -> str:
-    if not aliases:
-        return x
-    entries = ", ".join(f"{lit(k)}: {lit(v)}" for k, v in sorted(aliases.items()))
-    return f"coalesce(MAP {{{entries}}}[lower({x})], {x})"
+def _is_code(x: str, codes) -> str:
+    whens = " ".join(f"WHEN {lit(c)} THEN true" for c in codes)
+    return f"(CASE {x} {whens} ELSE false END)"
 
 
-def text_layer(profile: Profile, header: set[str], *, cp1252: bool, municipality: str | None) -> Layer:
+@dataclass
+class TextLayer:
+    """Cleaned text per contract field. Source codes and labels become codes through small alias
+    tables joined by hash (several times faster in DuckDB than CASE, MAP or IN lists per row)."""
+
+    inner: dict[str, str]  # over the scan: row number and cleaned source columns
+    cols: dict[str, str]  # over inner + joins: the contract's text columns
+    joins: list[str] = field(default_factory=list)
+    aliases: dict[str, list[tuple[str, str, bool]]] = field(default_factory=dict)  # table → (key, code, known)
+
+    def sql(self, scan: str) -> str:
+        inner = ", ".join(f"{e} AS {q(n)}" for n, e in self.inner.items())
+        outer = ", ".join(f"{e} AS {q(n)}" for n, e in self.cols.items())
+        return f"SELECT {outer} FROM (SELECT {inner} FROM {scan}) AS s " + " ".join(self.joins)
+
+    def create_alias_tables(self, con) -> None:
+        for name, rows in self.aliases.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (k VARCHAR, v VARCHAR, known BOOLEAN)")
+            con.executemany(f"INSERT INTO {name} VALUES (?, ?, ?)", rows)
+
+
+def text_layer(profile: Profile, header: set[str], *, cp1252: bool, municipality: str | None) -> TextLayer:
     """Source columns → contract names as cleaned text (``_t_<field>``), the id's first layer, the row number."""
-    fields = record_fields()
-    cols: dict[str, str] = {"_row": "row_number() OVER ()"}
-    for field, src in profile.columns.items():
-        if src not in header or field in ("person_id",):
-            continue
-        cols[f"_t_{field}"] = _mapped(_clean(src, cp1252), _aliases(field, fields.get(field), profile))
+    layer = TextLayer({"_row": "row_number() OVER ()"}, {"_row": "s._row"})
+
+    def add(field: str, src: str, spec: FieldSpec | None, out: str | None = None) -> None:
+        out = out or field
+        c = f"_c_{out}"
+        layer.inner[c] = _clean(src, cp1252)
+        aliases = _aliases(field, spec, profile)
+        if not aliases:
+            layer.cols[f"_t_{out}"] = f"s.{q(c)}"
+            return
+        table = f"_alias_{field}"
+        if table not in layer.aliases:
+            codes = set(code_list(spec.code_list).codes) if spec is not None and spec.code_list else set()
+            layer.aliases[table] = [(k, v, v in codes) for k, v in sorted(aliases.items())]
+        a = f"a_{out}"
+        layer.joins.append(f"LEFT JOIN {table} AS {a} ON {a}.k = lower(s.{q(c)})")
+        layer.cols[f"_t_{out}"] = f"coalesce({a}.v, s.{q(c)})"
+        layer.cols[f"_k_{out}"] = f"coalesce({a}.known, false)"
+
+    fields, mfields = record_fields(), measurement_fields()
+    for f, src in profile.columns.items():
+        if src in header and f != "person_id":
+            add(f, src, fields.get(f))
     if municipality is not None:
-        cols["_given_municipality"] = lit(municipality)
-        cols.setdefault("_t_municipality", lit(municipality))
+        layer.cols["_given_municipality"] = lit(municipality)
+        if "_t_municipality" not in layer.cols:
+            layer.cols["_t_municipality"] = lit(municipality)
+            layer.cols["_k_municipality"] = "true" if municipality in code_list("municipalities") else "false"
     pid_src = profile.columns.get("person_id")
     if pid_src in header:
-        cleaned = _clean(pid_src, cp1252)
-        cols.update(pseudonym.parse_sql(cleaned))
-    mfields = measurement_fields()
+        layer.inner["_c_person_id"] = _clean(pid_src, cp1252)
+        layer.cols["_t_person_id"] = "s._c_person_id"
+        layer.cols["pid_twelve"] = pseudonym.parse_sql("s._c_person_id")["pid_twelve"]
     if profile.shape == "long":
-        for field, src in profile.long.items():
+        for f, src in profile.long.items():
             if src in header:
-                cols[f"_t_{field}"] = _mapped(_clean(src, cp1252), _aliases(field, mfields.get(field), profile))
+                add(f, src, mfields.get(f))
     for g, group in enumerate(profile.groups):
         if group.instrument_column:
-            inst = _mapped(_clean(group.instrument_column, cp1252), _aliases("instrument", mfields["instrument"], profile))
+            add("instrument", group.instrument_column, mfields["instrument"], out=f"m{g}_instrument")
         else:
-            inst = lit(group.instrument)
-        cols[f"_t_m{g}_instrument"] = inst
+            layer.cols[f"_t_m{g}_instrument"] = lit(group.instrument)
         for tp, spec in group.timepoints.items():
-            cols[f"_t_m{g}_{tp}_value"] = _clean(spec["value"], cp1252) if spec.get("value") in header else "NULL"
-            cols[f"_t_m{g}_{tp}_measured_on"] = _clean(spec["date"], cp1252) if spec.get("date") in header else "NULL"
-    return Layer(cols)
+            for key, name in (("value", "value"), ("date", "measured_on")):
+                out = f"m{g}_{tp}_{name}"
+                if spec.get(key) in header:
+                    layer.inner[f"_c_{out}"] = _clean(spec[key], cp1252)
+                    layer.cols[f"_t_{out}"] = f"s.{q('_c_' + out)}"
+                else:
+                    layer.cols[f"_t_{out}"] = "NULL"
+    return layer
 
 
 def _typed(spec: FieldSpec, x: str, profile: Profile) -> str:
@@ -115,7 +160,7 @@ def _typed(spec: FieldSpec, x: str, profile: Profile) -> str:
     return x
 
 
-def _error(spec: FieldSpec, x: str, typed: str, required: bool | None = None) -> str:
+def _error(spec: FieldSpec, x: str, typed: str, required: bool | None = None, known: str | None = None) -> str:
     """CASE yielding the catalogue type of the first failed constraint, else NULL."""
     required = spec.required if required is None else required
     whens = [f"WHEN {x} IS NULL THEN {lit('missing_value') if required else 'NULL'}"]
@@ -125,8 +170,8 @@ def _error(spec: FieldSpec, x: str, typed: str, required: bool | None = None) ->
     if spec.kind == "float":
         whens.append(f"WHEN NOT isfinite({typed}) THEN 'bad_number'")
     if spec.code_list:
-        codes = ", ".join(lit(c) for c in code_list(spec.code_list).codes)
-        whens.append(f"WHEN {typed} NOT IN ({codes}) THEN 'not_in_code_list'")
+        is_code = q(known) if known else _is_code(typed, code_list(spec.code_list).codes)
+        whens.append(f"WHEN NOT {is_code} THEN 'not_in_code_list'")
     if spec.ge is not None:
         whens.append(f"WHEN {typed} < {lit(str(spec.ge)) if spec.kind == 'date' else lit(spec.ge)} THEN 'out_of_range'")
     if spec.le is not None:
@@ -149,25 +194,26 @@ def _rule_errors(rules, typed: dict[str, str], prefix: str = "") -> dict[str, st
             out[prefix + rule.later] = f"CASE WHEN {a} < {b} THEN '{rule.type}' END"
         elif isinstance(rule, WithinInstrumentRange):
             inst = code_list("instruments")
-            lo = "MAP {" + ", ".join(f"{lit(c)}: {float(inst.row(c)['min'])}" for c in inst.codes) + "}"
-            hi = "MAP {" + ", ".join(f"{lit(c)}: {float(inst.row(c)['max'])}" for c in inst.codes) + "}"
             v, i = typed[prefix + rule.value], typed[prefix + rule.instrument]
-            out[prefix + rule.value] = f"CASE WHEN {v} < {lo}[{i}] OR {v} > {hi}[{i}] THEN '{rule.type}' END"
+            lo = f"CASE {i} " + " ".join(f"WHEN {lit(c)} THEN {rule.bounds(c)[0]}" for c in inst.codes) + " END"
+            hi = f"CASE {i} " + " ".join(f"WHEN {lit(c)} THEN {rule.bounds(c)[1]}" for c in inst.codes) + " END"
+            out[prefix + rule.value] = f"CASE WHEN {v} < {lo} OR {v} > {hi} THEN '{rule.type}' END"
         else:  # pragma: no cover - a new rule type must be compiled here
             raise NotImplementedError(type(rule).__name__)
     return out
 
 
-def _err_struct(column: str, err: str, value: str) -> str:
-    return f"{{'column': {lit(column)}, 'type': CAST({err} AS VARCHAR), 'value': CAST({value} AS VARCHAR)}}"
+def _err_struct(column: str, err: str, value: str) -> tuple[str, str, str]:
+    """(source column a person sees, SQL error type or NULL, SQL of the value to report)."""
+    return column, err, value
 
 
-def typed_layer(profile: Profile, text: Layer) -> Layer:
+def typed_layer(profile: Profile, text: TextLayer) -> Layer:
     """Typed contract columns plus ``_errors`` (list of {column, type, value}), from the text layer."""
     fields = record_fields()
     have = {n[3:] for n in text.cols if n.startswith("_t_")}
     cols: dict[str, str] = {"_row": "_row"}
-    errs: list[str] = []
+    errs: list[tuple[str, str, str]] = []
     typed: dict[str, str] = {}
     src_name = lambda f: profile.columns.get(f, f)  # noqa: E731 - the column a person sees
     has_pid = "pid_twelve" in text.cols
@@ -179,7 +225,8 @@ def typed_layer(profile: Profile, text: Layer) -> Layer:
         out = f"_given_{name}" if name in derived else name
         typed[name] = _typed(spec, x, profile)
         cols[out] = typed[name]
-        errs.append(_err_struct(src_name(name), _error(spec, x, q(out)), x))
+        known = f"_k_{name}" if f"_k_{name}" in text.cols else None
+        errs.append(_err_struct(src_name(name), _error(spec, x, q(out), known=known), x))
     for col, err in _rule_errors(Intervention.rules, {k: q(k) for k in typed}).items():
         errs.append(_err_struct(src_name(col), err, q(f"_t_{col}")))
     # identity: a person id (checked, pseudonymised, sex and birth year derived) or a given pseudonym
@@ -190,22 +237,23 @@ def typed_layer(profile: Profile, text: Layer) -> Layer:
         cols["client"] = f"CASE WHEN {pid_cols['pid_valid']} THEN {pid_cols['pid_client']} ELSE {given} END"
         cols["sex"] = f"CASE WHEN {pid_cols['pid_valid']} THEN {pid_cols['pid_sex']} ELSE {q('_given_sex')} END"
         cols["birth_year"] = f"CASE WHEN {pid_cols['pid_valid']} THEN {pid_cols['pid_birth_year']} ELSE {q('_given_birth_year')} END"
-        errs.append(_err_struct(src_name("person_id"), f"CASE WHEN pid_masked IS NOT NULL AND NOT {pid_cols['pid_valid']} THEN 'invalid_person_id' END", "pid_masked"))
-        no_id = f"pid_masked IS NULL AND {given} IS NULL"
+        errs.append(_err_struct(src_name("person_id"), f"CASE WHEN _t_person_id IS NOT NULL AND NOT {pid_cols['pid_valid']} THEN 'invalid_person_id' END",
+                                "translate(_t_person_id, '0123456789', '**********')"))
+        no_id = f"_t_person_id IS NULL AND {given} IS NULL"
     else:
         cols["client"] = given
         no_id = f"{given} IS NULL"
     errs.append(_err_struct("", f"CASE WHEN {no_id} THEN 'missing_identity' END", "NULL"))
     errs.append(_err_struct(src_name("client"), f"CASE WHEN {given} IS NOT NULL AND NOT regexp_full_match({given}, {lit(client_spec.pattern)}) THEN 'bad_format' END", given))
     # a key that carries a person id would put the id on disk
-    errs.append(_err_struct(src_name("record_key"), f"CASE WHEN regexp_matches(q_key, {lit(ID_PATTERN_SQL)}) THEN 'id_in_key' END".replace("q_key", q("record_key")), f"regexp_replace({q('record_key')}, '[0-9]', '*', 'g')"))
+    errs.append(_err_struct(src_name("record_key"), f"CASE WHEN regexp_matches(q_key, {lit(ID_PATTERN_SQL)}) THEN 'id_in_key' END".replace("q_key", q("record_key")), f"translate({q('record_key')}, '0123456789', '**********')"))
     # intervention category from the profile's or the shared mapping, or given directly
     mapping = {r["code"]: r["category"] for r in code_list("intervention_mapping").rows}
     mapping.update(profile.categories)
     code = q("intervention_code")
-    entries = ", ".join(f"{lit(k)}: {lit(v)}" for k, v in sorted(mapping.items()))
+    whens = " ".join(f"WHEN {lit(k.upper())} THEN {lit(v)}" for k, v in sorted(mapping.items()))
     given_cat = _mapped(q("_t_category"), _aliases("category", fields["category"], profile)) if "category" in have else "NULL"
-    cols["category"] = f"coalesce({given_cat}, MAP {{{entries}}}[{code}], MAP {{{entries}}}[upper({code})])"
+    cols["category"] = f"coalesce({given_cat}, CASE upper({code}) {whens} END)"
     errs.append(_err_struct(src_name("intervention_code"), f"CASE WHEN {code} IS NOT NULL AND category IS NULL THEN 'unknown_intervention_code' END", code))
     if "_given_municipality" in text.cols:
         errs.append(_err_struct(src_name("municipality"), "CASE WHEN municipality <> _given_municipality THEN 'municipality_mismatch' END", q("municipality")))
@@ -231,14 +279,19 @@ def typed_layer(profile: Profile, text: Layer) -> Layer:
                 raw[out] = x
                 cols[out] = mt[out]
                 display = _display_column(profile, g, tp, name)
-                errs.append(_err_struct(display, f"CASE WHEN {present} THEN {_error(spec, x, q(out))} END", x))
+                kname = "_k_" + str(names[name] if tp else name)
+                known = kname if kname in text.cols else None
+                errs.append(_err_struct(display, f"CASE WHEN {present} THEN {_error(spec, x, q(out), known=known)} END", x))
             for col, err in _rule_errors(Measurement.rules, {k: q(k) for k in mt}, prefix=p if tp else "").items():
                 errs.append(_err_struct(_display_column(profile, g, tp, "value"), f"CASE WHEN {present} THEN {err} END", raw[col]))
             if tp:
                 cols[f"{p}present"] = present
-    cols["_errors"] = "list_filter([" + ", ".join(errs) + "], lambda e: e.type IS NOT NULL)"
-    cols.update({k: k for k in ("pid_masked",) if k in text.cols})
-    return Layer(cols)
+    # one error column per check (mostly NULL: cheap), the value only where it failed
+    for i, (_, err, value) in enumerate(errs):
+        cols[f"_e{i}"] = f"CAST({err} AS VARCHAR)"
+        cols[f"_v{i}"] = f"CASE WHEN _e{i} IS NOT NULL THEN CAST({value} AS VARCHAR) END"
+    cols["_ok"] = " AND ".join(f"_e{i} IS NULL" for i in range(len(errs)))
+    return Layer(cols, [column for column, _, _ in errs])
 
 
 def _display_column(profile: Profile, g: int | None, tp: str | None, name: str) -> str:

@@ -23,7 +23,7 @@ from isu.schemas import Profile, code_list
 from .model import EXPORT_DATE
 from .simulate import Record
 
-__all__ = ["FileSpec", "Row", "render", "to_csv_bytes", "write_xlsx", "format_number", "RAW_SKIP"]
+__all__ = ["FileSpec", "Row", "render", "header", "code_text", "to_csv_bytes", "write_xlsx", "format_number", "RAW_SKIP"]
 
 Cell = str | date | float | None
 
@@ -67,7 +67,8 @@ class Row:
     fault: dict | None = None
 
 
-def _label(spec: FileSpec, fld: str, code: str | None) -> str | None:
+def code_text(spec: FileSpec, fld: str, code: str | None) -> str | None:
+    """How the file writes ``code`` of field ``fld``: the profile's source value, a label, or the code."""
     if code is None:
         return None
     inverse = {v: k for k, v in spec.profile.values.get(fld, {}).items()}
@@ -86,12 +87,12 @@ def _record_cells(spec: FileSpec, r: Record, rng: np.random.Generator) -> dict[s
         "municipality": r.municipality,
         "record_key": spec.key_format.format(year=r.started_on.year, episode=r.episode, part=r.part, code=r.municipality),
         "person_id": r.person.format(forms[int(rng.choice(len(forms), p=p / p.sum()))]),
-        "sex": _label(spec, "sex", r.person.sex),
+        "sex": code_text(spec, "sex", r.person.sex),
         "started_on": r.started_on,
         "ended_on": r.ended_on,
     }
     for fld in ("need_area", "intervention_code", "legal_basis", "provider", "end_reason", "goal_attainment"):
-        values[fld] = _label(spec, fld, getattr(r, fld))
+        values[fld] = code_text(spec, fld, getattr(r, fld))
     return {col: values[fld] for fld, col in spec.profile.columns.items() if fld not in RAW_SKIP}
 
 
@@ -131,7 +132,7 @@ def _long(spec: FileSpec, r: Record, base: dict[str, Cell]) -> list[Row]:
     rows = []
     for m in r.measurements:
         cells = dict(base)
-        cells[col["timepoint"]] = _label(spec, "timepoint", m.timepoint)
+        cells[col["timepoint"]] = code_text(spec, "timepoint", m.timepoint)
         cells[col["instrument"]] = m.instrument
         if "measured_on" in col:
             cells[col["measured_on"]] = m.measured_on

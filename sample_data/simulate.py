@@ -26,7 +26,7 @@ from . import model
 from .model import CATEGORIES, EXPORT_DATE, FIRST_START, Category
 from .person_ids import PersonId
 
-__all__ = ["Measurement", "Record", "Municipality", "simulate_pool", "primary_instrument"]
+__all__ = ["Measurement", "Record", "Municipality", "PoolResult", "simulate_pool", "primary_instrument"]
 
 _BY_CODE = {c.code: c for c in CATEGORIES}
 
@@ -157,9 +157,10 @@ class Municipality:
             provider="external" if rng.random() < cat.external else "own", started_on=start,
             ended_on=ended, end_reason=reason, mover=moved_on is not None,
         )
-        return [self._record(base, cat, part, need, z0, ongoing, dropout) for part, need in enumerate(chosen, 1)]
+        return [self._record(base, cat, part, need, z0, dropout) for part, need in enumerate(chosen, 1)]
 
-    def _record(self, base: dict, cat: Category, part: int, need: str, z0: float, ongoing: bool, dropout: bool) -> Record:
+    def _record(self, base: dict, cat: Category, part: int, need: str, z0: float, dropout: bool) -> Record:
+        """One need area's record: baseline, change and (unless dropped out) end and follow-up values."""
         rng = self.rng
         instruments = self.instruments(cat, need, rng) if callable(self.instruments) else self.instruments
         start, ended = base["started_on"], base["ended_on"]
@@ -211,6 +212,8 @@ class Municipality:
 
 @dataclass
 class PoolResult:
+    """Each municipality's records in export order, and who moved from where to where."""
+
     records: dict[str, list[Record]] = field(default_factory=dict)
     movers: list[dict] = field(default_factory=list)
 

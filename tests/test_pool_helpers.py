@@ -26,9 +26,13 @@ from isu.pool_export import build_manifest
 from isu.pool_package import Manifest, write_package
 from isu.store import connect
 
-__all__ = ["person_id", "id_forms", "pseudonym", "fill_workspace", "snapshot", "repack", "read_members"]
+__all__ = [
+    "JAMTLAND", "person_id", "id_forms", "pseudonym", "people_of", "fill_workspace", "export_all", "snapshot",
+    "repack", "read_members", "set_column", "flip_member_byte",
+]
 
-TABLES = ("records", "measurements", "imports", "meta")
+#: The small rural Jämtland municipalities of the sample pool.
+JAMTLAND = ("2303", "2305", "2313", "2326", "2361")
 
 
 def person_id(i: int) -> str:
@@ -46,6 +50,11 @@ def id_forms(pid12: str) -> list[str]:
 
 def pseudonym(key: PoolKey, i: int) -> str:
     return hmac.new(key.secret, person_id(i).encode(), hashlib.sha256).hexdigest()
+
+
+def people_of(i: int, n: int = 14) -> list[int]:
+    """Person numbers of the i-th municipality: 4 of them also lived in the next one (movers)."""
+    return list(range(i * (n - 4), i * (n - 4) + n))
 
 
 def fill_workspace(db: Path, key: PoolKey, municipality: str, people: list[int], *, seed: int = 0,
@@ -69,21 +78,41 @@ def fill_workspace(db: Path, key: PoolKey, municipality: str, people: list[int],
         meas.append((municipality, rk, "T0", "severity04", start, float(rng.randrange(5))))
         if end:
             meas.append((municipality, rk, "T1", "severity04", end, float(rng.randrange(5))))
-    con.executemany("INSERT INTO records (municipality, record_key, client, sex, birth_year, need_area, "
-                    "intervention_code, category, legal_basis, provider, started_on, ended_on, end_reason, "
-                    "goal_attainment, import_id) VALUES (" + ", ".join("?" * 15) + ")", recs)
-    con.executemany("INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?)", meas)
+    rcols = ("municipality, record_key, client, sex, birth_year, need_area, intervention_code, category, "
+             "legal_basis, provider, started_on, ended_on, end_reason, goal_attainment, import_id").split(", ")
+    new_records = pa.Table.from_pylist([dict(zip(rcols, r)) for r in recs])  # noqa: F841 - read by DuckDB
+    new_meas = pa.Table.from_pylist(  # noqa: F841
+        [dict(zip(("municipality", "record_key", "timepoint", "instrument", "measured_on", "value"), m)) for m in meas])
+    con.execute(f"INSERT INTO records ({', '.join(rcols)}) SELECT * FROM new_records")
+    con.execute("INSERT INTO measurements SELECT * FROM new_meas")
     con.close()
 
 
-def snapshot(db: Path) -> dict[str, list[tuple]]:
+def export_all(folder: Path, key: PoolKey, codes=JAMTLAND, n: int = 14) -> dict[str, Path]:
+    """One workspace and one exported package per municipality; returns code -> package."""
+    from isu.pool import export_package
+
+    out = {}
+    for i, code in enumerate(codes):
+        db = folder / f"{code}.duckdb"
+        fill_workspace(db, key, code, people_of(i, n))
+        con = connect(db, read_only=True)
+        export_package(con, folder / f"{code}.isupool.zip")
+        con.close()
+        out[code] = folder / f"{code}.isupool.zip"
+    return out
+
+
+def snapshot(db: Path, *, ids: bool = True) -> dict[str, list[tuple]]:
     """Every row of the microdata tables and the import log (times left out), sorted."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        out = {t: sorted(map(str, con.execute(f"SELECT * FROM {t}").fetchall())) for t in TABLES if t != "imports"}
+        drop = "" if ids else " EXCLUDE (import_id)"
+        out = {t: sorted(map(str, con.execute(f"SELECT *{drop if t == 'records' else ''} FROM {t}").fetchall()))
+               for t in ("records", "measurements", "meta")}
         out["imports"] = sorted(con.execute(
-            "SELECT import_id, kind, file_name, file_sha256, municipality, rows_read, records_inserted, "
-            "records_updated, key_fingerprint FROM imports").fetchall())
+            f"SELECT {'import_id, ' if ids else ''}kind, file_name, file_sha256, municipality, rows_read, "
+            "records_inserted, records_updated, key_fingerprint FROM imports").fetchall())
         return out
     finally:
         con.close()
@@ -117,4 +146,32 @@ def repack(package: Path, out: Path, *, records=None, measurements=None, manifes
 
 def set_column(table: pa.Table, name: str, values: list) -> pa.Table:
     i = table.schema.get_field_index(name)
-    return table.set_column(i, table.schema.field(i), pa.array(values, type=table.schema.field(i).type))
+    field = table.schema.field(i).with_nullable(True)
+    return table.set_column(i, field, pa.array(values, type=field.type))
+
+
+def flip_member_byte(package: Path, member: str, out: Path) -> Path:
+    """A copy of ``package`` with one byte in the middle of ``member``'s stored data inverted."""
+    data = bytearray(package.read_bytes())
+    with zipfile.ZipFile(package) as zf:
+        info = zf.getinfo(member)
+    name_len, extra_len = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little"), \
+        int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start + info.file_size // 2] ^= 0xFF
+    out.write_bytes(bytes(data))
+    return out
+
+
+def killable_import(db: str, packages: list[str], conn) -> None:
+    """Child process body for the SIGKILL test: say 'ready', import, report the seconds taken."""
+    import time
+
+    from isu.pool import import_packages
+
+    con = connect(db)
+    conn.send("ready")
+    t = time.perf_counter()
+    import_packages(con, packages)
+    con.close()
+    conn.send(time.perf_counter() - t)

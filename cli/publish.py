@@ -1,0 +1,73 @@
+"""Publication commands: ``isu publish`` (aggregate → suppress → audit → write) and ``isu sql``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from isu.aggregate import DEFAULT_AGE_BANDS, AggregationSpec, parse_age_bands
+from isu.publish import publish
+from isu.query import sql
+
+from .main import emit, out
+
+
+def publish_cmd(
+    ctx: typer.Context,
+    threshold: int = typer.Option(5, "--threshold", "-k", help="Smallest count shown (k): counts 1..k-1 are hidden."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the published files (default: store only)."),
+    fmt: str = typer.Option("csv", "--format", help="File format: csv, xlsx or parquet."),
+    period: str = typer.Option("half", "--period", help="Period leaves: 'half' (half-years and years) or 'year'."),
+    age_bands: str = typer.Option(DEFAULT_AGE_BANDS, "--age-bands", help="Age bands at the end date, e.g. 0-17,18-64,65+."),
+    lp_max_cells: int = typer.Option(2000, "--lp-max-cells", help="Audit LP intervals for tables up to this many cells."),
+    json_: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
+) -> None:
+    """Publish aggregates: primary and secondary suppression, an audit, then pub_cells and files.
+
+    Nothing is written when the audit finds a hidden cell that the published cells would reveal.
+    """
+    if period not in ("half", "year"):
+        raise typer.BadParameter("use 'half' or 'year'", param_hint="--period")
+    spec = AggregationSpec(age_bands=parse_age_bands(age_bands), period=period)  # type: ignore[arg-type]
+    result = publish(ctx.obj.db, k=threshold, out=out_dir, fmt=fmt, spec=spec, lp_max_cells=lp_max_cells)
+    a = result.audit
+    summary = {"publication_id": result.publication_id, "threshold": result.threshold, "cells": a["cells"],
+               "shown": a["shown"], "primary": a["primary"], "secondary": a["secondary"], "na": a["na"],
+               "tables": a["tables"], "files": [str(f) for f in result.files], "audit": a}
+    text = (f"Publication {result.publication_id} (k = {result.threshold}): {a['cells']:,} cells, {a['shown']:,} shown, "
+            f"{a['primary']:,} primary and {a['secondary']:,} secondary suppressed, {a['na']:,} not applicable; audit passed.")
+    if result.files:
+        text += f"\nWrote {len(result.files)} files to {out_dir}"
+    emit(summary, json_, text)
+
+
+def sql_cmd(
+    ctx: typer.Context,
+    query: str = typer.Argument(..., help="The SQL query, e.g. \"SELECT * FROM cells LIMIT 10\"."),
+    microdata: bool = typer.Option(False, "--microdata", help="Query the workspace's microdata (read-only) instead of published tables."),
+    fmt: str = typer.Option("table", "--format", help="Output: table, csv or json."),
+) -> None:
+    """Run SQL over the latest publication (views: cells, pub_cells, publications, one per published table)."""
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter("use table, csv or json", param_hint="--format")
+    frame = sql(ctx.obj.db, query, microdata=microdata)
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(frame.to_dicts(), ensure_ascii=False, default=str) + "\n")
+    else:
+        table = Table(*frame.columns, show_lines=False)
+        for row in frame.iter_rows():
+            table.add_row(*("" if v is None else str(v) for v in row))
+        out.print(table)
+        out.print(f"{frame.height:,} row(s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("publish")(publish_cmd)
+    app.command("sql")(sql_cmd)

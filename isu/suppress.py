@@ -1,0 +1,243 @@
+"""Small-number suppression of linked frequency tables: primary rule, secondary suppression, certificates.
+
+API (generic; knows nothing of the store)::
+
+    suppress(inner, dims, tables, *, value="n", k=5, contributor=None, forced=None,
+             weights="value", singletons=True) -> SuppressionResult
+    audit(result, *, lp_max_cells=2000, rank_max_unknowns=3000) -> dict      # from isu.audit
+
+* ``inner``: one row per leaf cell (a leaf code in every ``Dimension`` column) with a non-negative
+  integer count ``value``; missing combinations are zeros. Optional ``contributor`` column: who
+  supplied the leaf (e.g. the municipality); it knows all of its own cells.
+* ``dims``: :class:`Dimension` (code → leaf set; groups may overlap, e.g. pools across counties).
+* ``tables``: ``[(name, [broken-down dims])]``; a table publishes every combination of every code of
+  its broken-down dims, the other dims at their total. Cells with equal coordinates are one cell.
+* ``forced``: cells (dim columns; a missing column means the total) to hide as primary.
+* ``weights``: ``"value"`` (cost 1 + count: few and small suppressions), ``"count"`` (cost 1) or a
+  function of the count array.
+
+Rules: a published count 1..k−1 is *primary* (0 is published: a zero cell is never hidden, which keeps
+every inner cell under a hidden cell positive). *Secondary* cells are added until every hidden cell h
+has a certificate: an integer change z of positive inner cells that keeps every published cell and
+changes h. Then h cannot be recomputed by any linear combination of published cells, and (as x ± εz
+stays non-negative) its LP interval has positive width. Insiders: a contributor knows its own leaves,
+and the one person of a count-1 leaf knows that leaf (``singletons``); every hidden cell that is not
+wholly an insider's own needs, for each insider, a certificate that leaves that insider's leaves
+alone — so two single-contributor cells in one margin never reveal each other. Certificates are
+found by :mod:`isu.suppress_box` (cheapest "box" by cost) and returned for the independent audit.
+
+Result: ``cells`` has one row per table and cell: ``table``, every dim column (codes, total for
+margins), ``value`` (the true count; the caller blanks hidden ones) and ``status`` in
+``shown|primary|secondary``; plus counts, seconds and the certificates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from isu.errors import IsuError
+from isu.suppress_box import BIG, BoxSearch
+from isu.suppress_model import Dimension, Model, build_model
+
+__all__ = ["Dimension", "SuppressionResult", "suppress", "audit", "STATUS"]
+
+STATUS = ("shown", "primary", "secondary")
+
+
+@dataclass
+class SuppressionResult:
+    cells: pl.DataFrame
+    certificates: pl.DataFrame          # cert, one column per dim (leaf codes), z
+    k: int
+    n_cells: int                        # distinct cells over all tables
+    primary: int
+    secondary: int
+    seconds: float
+    inner: pl.DataFrame = field(repr=False)
+    dims: list[Dimension] = field(repr=False)
+    tables: list[tuple[str, list[str]]] = field(repr=False)
+    value: str = "n"
+    contributor: str | None = None
+    singletons: bool = True
+    forced: pl.DataFrame | None = field(default=None, repr=False)
+
+    def summary(self) -> dict:
+        return {"k": self.k, "cells": self.n_cells, "rows": self.cells.height, "primary": self.primary,
+                "secondary": self.secondary, "certificates": int(self.certificates["cert"].n_unique()),
+                "seconds": round(self.seconds, 3)}
+
+
+def audit(result: SuppressionResult, **options) -> dict:
+    """Independent audit of a result (see :func:`isu.audit.audit`)."""
+    from isu.audit import audit as _audit
+
+    return _audit(result, **options)
+
+
+def _cell_ids(model: Model, frame: pl.DataFrame | None) -> np.ndarray:
+    """Canonical ids of the published cells listed in ``frame`` (unpublished ones are ignored)."""
+    if frame is None or frame.is_empty():
+        return np.zeros(0, dtype=np.int64)
+    key = np.zeros(frame.height, dtype=np.int64)
+    stride = 1
+    codes = model.cell_codes
+    all_keys = np.zeros(model.n_cells, dtype=np.int64)
+    for j in reversed(range(len(model.dims))):
+        d = model.dims[j]
+        if d.name in frame.columns:
+            col = frame[d.name].cast(pl.String)
+            bad = col.filter(~col.is_in(d.codes)).unique().to_list()
+            if bad:
+                raise IsuError(f"forced cells have {d.name}={bad[:5]}, which are not codes of that dimension")
+            idx = col.replace_strict(d.index, return_dtype=pl.Int64).to_numpy()
+        elif d.total >= 0:
+            idx = np.full(frame.height, d.total, dtype=np.int64)
+        else:
+            raise IsuError(f"forced cells lack column {d.name!r}, which has no total code")
+        key += idx * stride
+        all_keys += codes[:, j] * stride
+        stride *= d.n
+    pos = np.searchsorted(all_keys, key)
+    pos = np.minimum(pos, model.n_cells - 1)
+    return np.unique(pos[all_keys[pos] == key])
+
+
+def _costs(values: np.ndarray, weights: str | Callable) -> np.ndarray:
+    if callable(weights):
+        cost = np.asarray(weights(values), dtype=np.float64)
+    elif weights == "value":
+        cost = 1.0 + values
+    elif weights == "count":
+        cost = np.ones(len(values))
+    else:
+        raise IsuError(f"weights must be 'value', 'count' or a function, not {weights!r}")
+    return np.where(values > 0, cost, BIG)
+
+
+class _Insiders:
+    """Who knows what: insider ids are contributor ids, then n_contrib + leaf id for count-1 leaves."""
+
+    def __init__(self, model: Model, singletons: bool):
+        self.m, self.single = model, singletons
+        self.nc = len(model.contributors)
+        self.active = bool(self.nc) or singletons
+        leaf_of = np.repeat(np.arange(len(model.leaf_value)), np.diff(model.inc_ptr))
+        cmin = np.full(model.n_cells, np.iinfo(np.int64).max)
+        cmax = np.full(model.n_cells, -1)
+        np.minimum.at(cmin, model.inc_cells, model.leaf_contrib[leaf_of])
+        np.maximum.at(cmax, model.inc_cells, model.leaf_contrib[leaf_of])
+        self.own_c = np.where((cmin == cmax) & (cmax >= 0), cmax, -1)
+        lmax = np.full(model.n_cells, -1)
+        np.maximum.at(lmax, model.inc_cells, leaf_of)
+        self.own_s = np.where(model.cell_value == 1, lmax + self.nc, -1) if singletons else np.full(model.n_cells, -1)
+
+    def of(self, leaves: np.ndarray) -> set[int]:
+        if not self.active:
+            return set()
+        out = {int(c) for c in self.m.leaf_contrib[leaves] if c >= 0}
+        if self.single:
+            out |= {int(l) + self.nc for l in leaves[self.m.leaf_value[leaves] == 1]}
+        return out
+
+
+def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str, list[str]]], *, value: str = "n",
+             k: int = 5, contributor: str | None = None, forced: pl.DataFrame | None = None,
+             weights: str | Callable = "value", singletons: bool = True, box_width: int = 6) -> SuppressionResult:
+    """Primary + secondary suppression of all ``tables`` in one consistent pattern (see module doc)."""
+    t0 = time.perf_counter()
+    if k < 1:
+        raise IsuError(f"threshold k must be at least 1, not {k}")
+    model = build_model(inner, dims, tables, value, contributor)
+    vals = model.cell_value
+    status = np.zeros(model.n_cells, dtype=np.int8)
+    status[(vals >= 1) & (vals < k)] = 1
+    status[_cell_ids(model, forced)] = 1
+    primaries = np.flatnonzero(status == 1)
+    cost = _costs(vals.astype(np.float64), weights)
+    cost[primaries] = 0.0
+    search = BoxSearch(model, cost, len(model.contributors), box_width)
+    ins = _Insiders(model, singletons)
+    level = (model.cell_codes >= np.array([d.n_leaves for d in model.dims])).sum(1)
+    import os
+    mode = os.environ.get("ISU_ORDER", "agg")
+    if mode == "agg":
+        keyo = (primaries, -vals[primaries], -level[primaries])
+    elif mode == "leaf":
+        keyo = (primaries, -vals[primaries], level[primaries])
+    elif mode == "small":
+        keyo = (primaries, vals[primaries], -level[primaries])
+    else:
+        keyo = (primaries, -vals[primaries])
+    queue = deque(primaries[np.lexsort(keyo)].tolist())
+    covered = np.zeros(model.n_cells, dtype=bool)
+    unavoided: dict[int, set[int]] = {}
+    certs: list[tuple[np.ndarray, np.ndarray]] = []
+    while queue:
+        h = queue.popleft()
+        if covered[h] and not unavoided.get(h):
+            continue
+        forbid = unavoided.get(h, set()) if covered[h] else set()
+        found = search.certificate(h, forbid)
+        if found is None:
+            raise RuntimeError(f"no certificate for cell {h} avoiding {sorted(forbid)[:5]}; this is a bug in isu.suppress")
+        leaves, signs, cells, _ = found
+        certs.append((leaves, signs))
+        fresh = cells[status[cells] == 0]
+        status[fresh] = 2
+        search.hide(cells)
+        knows = ins.of(leaves)
+        if not knows:
+            covered[cells] = True
+            for c in cells[np.isin(cells, list(unavoided))].tolist() if unavoided else []:
+                del unavoided[c]
+            queue.extend(fresh.tolist())
+            continue
+        for c in cells.tolist():
+            rel = knows - {int(ins.own_c[c]), int(ins.own_s[c])} if knows else set()
+            if not covered[c]:
+                covered[c] = True
+                if rel:
+                    unavoided[c] = rel
+            elif c in unavoided:
+                unavoided[c] &= rel
+                if not unavoided[c]:
+                    del unavoided[c]
+        queue.extend(fresh.tolist())
+        if h in unavoided:  # h's first certificate touched insiders: it needs another one
+            queue.append(h)
+    return SuppressionResult(
+        cells=_cells_frame(model, status), certificates=_cert_frame(model, certs), k=k, n_cells=model.n_cells,
+        primary=int((status == 1).sum()), secondary=int((status == 2).sum()), seconds=time.perf_counter() - t0,
+        inner=inner, dims=list(dims), tables=[(n, list(t)) for n, t in tables], value=value, contributor=contributor,
+        singletons=singletons, forced=forced)
+
+
+def _cells_frame(model: Model, status: np.ndarray) -> pl.DataFrame:
+    frames = []
+    labels = pl.Series(STATUS)
+    for t in model.tables:
+        ids = t.canon.ravel()
+        cols = {"table": pl.Series([t.name]).gather(np.zeros(len(ids), dtype=np.int64))}
+        for j, d in enumerate(model.dims):
+            cols[d.name] = pl.Series(d.codes).gather(model.cell_codes[ids, j])
+        cols["value"] = pl.Series(model.cell_value[ids])
+        cols["status"] = labels.gather(status[ids].astype(np.int64))
+        frames.append(pl.DataFrame(cols))
+    return pl.concat(frames)
+
+
+def _cert_frame(model: Model, certs: list[tuple[np.ndarray, np.ndarray]]) -> pl.DataFrame:
+    sizes = [len(leaves) for leaves, _ in certs]
+    leaves = np.concatenate([c[0] for c in certs]) if certs else np.zeros(0, dtype=np.int64)
+    z = np.concatenate([c[1] for c in certs]).astype(np.int64) if certs else np.zeros(0, dtype=np.int64)
+    cols = {"cert": pl.Series(np.repeat(np.arange(len(certs)), sizes), dtype=pl.Int64)}
+    for j, d in enumerate(model.dims):
+        cols[d.name] = pl.Series(d.codes[: d.n_leaves], dtype=pl.String).gather(model.leaf_coords[leaves, j])
+    cols["z"] = pl.Series(z, dtype=pl.Int64)
+    return pl.DataFrame(cols)

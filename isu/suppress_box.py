@@ -1,0 +1,294 @@
+"""Box search: the cheapest protecting perturbation ("certificate") for one hidden cell.
+
+Why boxes: a hidden cell h cannot be recomputed from published cells iff some change z of the inner
+cells leaves every published cell unchanged but changes h. Per dimension take a signed leaf vector
+u (one leaf ``e_l``, or two ``e_l - e_l'``); its effect on that dimension's codes is v = M·u, non-zero
+exactly on the codes that contain l but not l' (or l alone). The product z = ⊗u changes exactly the
+cells in the "box" ∏ supp(v): hiding every published cell of the box protects all of them at once,
+in every linked table and at every level of every hierarchy (this is tau-Argus' hypercube idea,
+generalised to overlapping groups and made exact). Costs of all K₁×…×K_d candidate boxes come from
+one tensor contraction of the live cost array; dimensions a table does not break down are
+"realised" by choosing positive leaf cells under each corner so that other tables cancel out.
+z only ever touches positive inner cells, so x ± εz stays non-negative: the certificate also proves
+that every LP interval has positive width. The exact effect of z is always recomputed from the
+leaf → cell incidence, so the heuristic costs never decide safety, only price.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from isu.suppress_model import DimIndex, Model
+
+__all__ = ["BIG", "BoxSearch"]
+
+BIG = 1e15
+MAX_PAIRS = 20_000
+MAX_BOXES = 40_000
+
+
+def _contract(t: np.ndarray, mats: list[np.ndarray]) -> np.ndarray:
+    for m in mats:
+        t = np.tensordot(t, m, axes=([0], [1]))
+    return t
+
+
+class DimCandidates:
+    """Per code: signed leaf vectors u whose effect v = M·u is non-zero on that code."""
+
+    def __init__(self, d: DimIndex):
+        self.d = d
+        self.cache: dict[int, tuple[np.ndarray, ...]] = {}
+        m = d.mem.astype(np.int64)
+        self.symdiff = m.sum(0)[:, None] + m.sum(0)[None, :] - 2 * (m.T @ m)
+
+    def get(self, code: int) -> tuple[np.ndarray, ...]:
+        got = self.cache.get(code)
+        if got is not None:
+            return got
+        d = self.d
+        inside = np.flatnonzero(d.mem[code])
+        outside = np.flatnonzero(~d.mem[code])
+        lp = [inside, np.repeat(inside, len(outside))]
+        lm = [np.full(len(inside), -1), np.tile(outside, len(inside))]
+        if len(lp[1]) > MAX_PAIRS:
+            order = np.lexsort((lm[1], lp[1], self.symdiff[lp[1], lm[1]]))[:MAX_PAIRS]
+            lp[1], lm[1] = lp[1][order], lm[1][order]
+        lp, lm = np.concatenate(lp), np.concatenate(lm)
+        v = d.mem[:, lp].astype(np.int8) - np.where(lm >= 0, d.mem[:, np.maximum(lm, 0)], False).astype(np.int8)
+        nz = v != 0
+        width = int(nz.sum(0).max())
+        sup = np.argsort(~nz, axis=0, kind="stable")[:width].T
+        sup = np.where(np.take_along_axis(nz.T, sup, axis=1), sup, d.n)
+        got = (lp, lm, sup, np.flatnonzero(lm < 0))
+        self.cache[code] = got
+        return got
+
+
+class TableSearch:
+    """Live cost array and realisation index of one table (arrays padded by one neutral slot per axis)."""
+
+    def __init__(self, model: Model, ti: int, cost: np.ndarray):
+        t = model.tables[ti]
+        self.t = t
+        self.shape_p = tuple(n + 1 for n in t.shape)
+        inner = tuple(slice(0, n) for n in t.shape)
+        self.w = np.zeros(self.shape_p)
+        self.w[inner] = cost[t.canon]
+        self.pos = np.full(model.n_cells, -1, dtype=np.int64)
+        self.pos[t.canon.ravel()] = np.ravel_multi_index(np.indices(t.shape).reshape(len(t.shape), -1), self.shape_p) \
+            if t.shape else 0
+        self.rdims = tuple(j for j in range(len(model.dims)) if j not in t.bdims)
+        lshape = tuple(model.dims[j].n_leaves for j in t.bdims)
+        coords = model.leaf_coords
+        tkey = np.ravel_multi_index(tuple(coords[:, j] for j in t.bdims), lshape) if t.bdims else np.zeros(len(coords), np.int64)
+        rshape = tuple(model.dims[j].n_leaves for j in self.rdims)
+        rkey = np.ravel_multi_index(tuple(coords[:, j] for j in self.rdims), rshape) if self.rdims else np.zeros(len(coords), np.int64)
+        order = np.lexsort((rkey, tkey))
+        self.tkey, self.rkey, self.leaf = tkey[order], rkey[order], order
+        self.lshape = lshape
+        self.lstride = np.array([int(np.prod(lshape[a + 1:], dtype=np.int64)) for a in range(len(lshape))], dtype=np.int64)
+        size = int(np.prod(lshape, dtype=np.int64))
+        cmax = np.full(size, -1, dtype=np.int64)
+        np.maximum.at(cmax, tkey, model.leaf_contrib)
+        cmin = np.full(size, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(cmin, tkey, model.leaf_contrib)
+        contrib = np.where(cmax < 0, -1, np.where(cmin == cmax, cmax, -2))
+        single = np.full(size, -1, dtype=np.int64)
+        ones = model.leaf_value == 1
+        single[tkey[ones]] = np.flatnonzero(ones)
+        single[t.leaf_value.ravel() != 1] = -1
+        lpad = tuple(n + 1 for n in lshape)
+        inner_l = tuple(slice(0, n) for n in lshape)
+        self.zero = np.zeros(lpad, dtype=bool)
+        self.zero[inner_l] = t.leaf_value == 0
+        self.corner_contrib = np.full(lpad, -1, dtype=np.int64)
+        self.corner_contrib[inner_l] = contrib.reshape(lshape)
+        self.corner_single = np.full(lpad, -1, dtype=np.int64)
+        self.corner_single[inner_l] = single.reshape(lshape)
+
+    def leaves_under(self, tk: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = np.searchsorted(self.tkey, [tk, tk + 1])
+        return self.leaf[a:b], self.rkey[a:b]
+
+
+class BoxSearch:
+    """Finds certificates; ``hide`` keeps the per-table cost arrays in step with the engine."""
+
+    def __init__(self, model: Model, cost: np.ndarray, n_contrib: int, k_per_dim: int = 6):
+        self.m = model
+        self.cands = [DimCandidates(d) for d in model.dims]
+        self.tabs = [TableSearch(model, i, cost) for i in range(len(model.tables))]
+        self.cost = cost
+        self.n_contrib = n_contrib
+        self.k = k_per_dim
+        sets = [set(t.bdims) for t in model.tables]
+        self.cancel_axes = []
+        for i, t in enumerate(model.tables):
+            seen = [s for s in sets if not s <= sets[i]]
+            self.cancel_axes.append([a for a, j in enumerate(t.bdims) if not any(j in s for s in seen)]
+                                    if seen else None)
+        order = np.argsort(model.inc_cells, kind="stable")
+        leaf_of = np.repeat(np.arange(len(model.leaf_value)), np.diff(model.inc_ptr))
+        self.cell_leaves = leaf_of[order]
+        self.cell_ptr = np.searchsorted(model.inc_cells[order], np.arange(model.n_cells + 1))
+        deg = np.diff(model.inc_ptr)
+        width = int(deg.max()) if len(deg) else 0
+        self.inc_pad = np.full((len(deg), width), -1, dtype=np.int64)
+        self.inc_pad[leaf_of, np.arange(len(leaf_of)) - model.inc_ptr[leaf_of]] = model.inc_cells
+
+    def hide(self, cells: np.ndarray) -> None:
+        self.cost[cells] = 0.0
+        for ts in self.tabs:
+            p = ts.pos[cells]
+            ts.w.ravel()[p[p >= 0]] = 0.0
+
+    def effect(self, leaves: np.ndarray, signs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact δ = X·z on canonical cells: (cells with δ ≠ 0, δ there)."""
+        cells = self.inc_pad[leaves]
+        w = np.broadcast_to(np.asarray(signs, dtype=np.float64)[:, None], cells.shape)
+        ok = cells >= 0
+        u, inv = np.unique(cells[ok], return_inverse=True)
+        d = np.rint(np.bincount(inv, weights=w[ok])).astype(np.int64)
+        return u[d != 0], d[d != 0]
+
+    def forbidden_leaves(self, leaves: np.ndarray, forbid: set[int]) -> np.ndarray:
+        if not forbid:
+            return np.zeros(len(leaves), dtype=bool)
+        f = np.array(sorted(forbid), dtype=np.int64)
+        bad = np.isin(self.m.leaf_contrib[leaves], f)
+        single = self.m.leaf_value[leaves] == 1
+        return bad | (single & np.isin(leaves + self.n_contrib, f))
+
+    def certificate(self, h: int, forbid: set[int]):
+        """(leaves, signs, cells, δ) of the cheapest certificate found for cell h avoiding ``forbid``."""
+        tis = [i for i, ts in enumerate(self.tabs) if ts.pos[h] >= 0]
+        ti = min(tis, key=lambda i: (len(self.m.tables[i].bdims), i))
+        exact_price = self.cancel_axes[ti] is not None  # other tables see the realisation: compare exactly
+        found = []
+        for box in self._boxes(h, ti, forbid):
+            z = self._realise(ti, box, forbid)
+            if z is None:
+                continue
+            cells, delta = self.effect(*z)
+            at = np.searchsorted(cells, h)
+            if at < len(cells) and cells[at] == h:
+                found.append((float(self.cost[cells].sum()), len(found), (*z, cells, delta)))
+                if not exact_price or len(found) == 3:
+                    break
+        if found:
+            return min(found)[2]
+        return self._fallback(h, forbid)
+
+    def _axis(self, ts: TableSearch, at: tuple, a: int, k: int):
+        """Top-k candidate leaf vectors on one axis, scored by their cost along h's own fibre."""
+        lp, lm, sup, singles = self.cands[ts.t.bdims[a]].get(int(at[a]))
+        idx = list(at)
+        idx[a] = slice(None)
+        score = ts.w[tuple(idx)][sup].sum(1)
+        if len(score) > k:
+            top = np.argpartition(score, k - 1)[:k]
+            sel = top[np.lexsort((top, score[top]))]
+            if len(singles) and not (lm[sel] < 0).any():
+                sel = np.append(sel, singles[np.argmin(score[singles])])
+        else:
+            sel = np.lexsort((np.arange(len(score)), score))
+        return lp[sel], lm[sel], sup[sel]
+
+    def _boxes(self, h: int, ti: int, forbid: set[int]):
+        ts = self.tabs[ti]
+        t = ts.t
+        at = np.unravel_index(ts.pos[h], ts.shape_p)
+        k = [self.k] * len(t.bdims)
+        while np.prod(k) > MAX_BOXES and max(k) > 1:
+            k[int(np.argmax(k))] -= 1
+        mats_w, mats_v, rsets, qsets, picks = [], [], [], [], []
+        for a in range(len(t.bdims)):
+            p_lp, p_lm, p_sup = self._axis(ts, at, a, k[a])
+            rows = np.arange(len(p_lp))
+            pm = np.zeros((len(p_lp), ts.shape_p[a]))
+            pm[rows[:, None], p_sup] = 1.0
+            r = np.flatnonzero(pm.any(0))
+            um = np.zeros((len(p_lp), ts.lshape[a] + 1))
+            um[rows, p_lp] = 1.0
+            um[rows, p_lm] = 1.0  # -1 (no second leaf) is the neutral pad slot
+            q = np.flatnonzero(um.any(0))
+            mats_w.append(pm[:, r]), mats_v.append(um[:, q]), rsets.append(r), qsets.append(q)
+            picks.append((p_lp, p_lm))
+        total = _contract(ts.w[np.ix_(*rsets)], mats_w)
+        qix = np.ix_(*qsets)
+        corner_bad = ts.zero[qix]
+        if forbid:
+            f = np.array(sorted(forbid), dtype=np.int64)
+            corner_bad = corner_bad | np.isin(ts.corner_contrib[qix], f)
+            cs = ts.corner_single[qix]
+            corner_bad |= (cs >= 0) & np.isin(cs + self.n_contrib, f)
+        if corner_bad.any():
+            total = total + BIG * (_contract(corner_bad.astype(np.float64), mats_v) > 0)
+        flat = total.ravel()
+        best = np.argpartition(flat, 7)[:8] if flat.size > 8 else np.arange(flat.size)
+        best = best[np.lexsort((best, flat[best]))]
+        for b in best:
+            if flat[b] >= BIG:
+                break
+            ks = np.unravel_index(b, total.shape)
+            yield [(int(picks[a][0][kk]), int(picks[a][1][kk])) for a, kk in enumerate(ks)]
+
+    def _realise(self, ti: int, box: list[tuple[int, int]], forbid: set[int]):
+        """Inner leaves and signs of z for a box, or None when no positive realisation avoids ``forbid``."""
+        ts = self.tabs[ti]
+        tks, signs = np.zeros(1, dtype=np.int64), np.ones(1)
+        for a, (lp, lm) in enumerate(box):
+            lv = np.array([lp, lm] if lm >= 0 else [lp], dtype=np.int64) * ts.lstride[a]
+            tks = np.add.outer(tks, lv).ravel()
+            signs = np.multiply.outer(signs, np.array([1.0, -1.0] if lm >= 0 else [1.0])).ravel()
+        if not ts.rdims:
+            pos = np.minimum(np.searchsorted(ts.tkey, tks), max(len(ts.tkey) - 1, 0))
+            if len(ts.tkey) == 0 or (ts.tkey[pos] != tks).any():
+                return None
+            leaves = ts.leaf[pos]
+            if forbid and self.forbidden_leaves(leaves, forbid).any():
+                return None
+            return leaves, signs
+        options = []
+        for tk in tks.tolist():
+            leaves, rk = ts.leaves_under(tk)
+            keep = ~self.forbidden_leaves(leaves, forbid)
+            if not keep.any():
+                return None
+            options.append((leaves[keep], rk[keep]))
+        axes = self.cancel_axes[ti]
+        cancel = next((a for a in (axes or []) if box[a][1] >= 0), None)
+        chosen = np.zeros(len(tks), dtype=np.int64)
+        if axes is not None and cancel is not None:
+            group = tks - (tks // ts.lstride[cancel] % ts.lshape[cancel]) * ts.lstride[cancel]
+            for g in np.unique(group):
+                members = np.flatnonzero(group == g)
+                common = options[members[0]][1]
+                for i in members[1:]:
+                    common = np.intersect1d(common, options[i][1], assume_unique=True)
+                if not len(common):
+                    return None
+                chosen[members] = common[0]
+        else:
+            allr, counts = np.unique(np.concatenate([o[1] for o in options]), return_counts=True)
+            for i, (_, rk) in enumerate(options):
+                c = counts[np.searchsorted(allr, rk)]
+                chosen[i] = rk[np.lexsort((rk, -c))[0]]
+        leaves = np.array([int(o[0][np.searchsorted(o[1], chosen[i])]) for i, o in enumerate(options)])
+        return leaves, signs
+
+    def _fallback(self, h: int, forbid: set[int]):
+        """z = one positive leaf under h: changes every cell containing it (always exists unless h is
+        wholly the forbidden insiders' own cell)."""
+        under = self.cell_leaves[self.cell_ptr[h]:self.cell_ptr[h + 1]]
+        under = under[~self.forbidden_leaves(under, forbid)][:64]
+        best = None
+        for leaf in under.tolist():
+            cells, delta = self.effect(np.array([leaf]), np.array([1.0]))
+            price = float(self.cost[cells].sum())
+            if best is None or price < best[0]:
+                best = (price, np.array([leaf]), np.array([1.0]), cells, delta)
+        return None if best is None else best[1:]

@@ -1,0 +1,247 @@
+"""The import as a whole: shapes, profile choice, re-imports and corrections, keys, one transaction."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+import isu.importer
+from isu.errors import InputError, KeyFileError, ProfileMismatch
+from isu.importer import import_file
+from isu.keys import new_key
+
+from conftest import LONG, WIDE, long_header, long_rows, pnr, store_state, wide_header, wide_row, write_csv
+
+
+def records(ws) -> dict[str, dict]:
+    with ws.connect() as con:
+        cur = con.execute("SELECT * FROM records")
+        names = [d[0] for d in cur.description]
+        return {row[1]: dict(zip(names, row)) for row in cur.fetchall()}
+
+
+def measurements(ws) -> dict[str, list[tuple]]:
+    out: dict[str, list[tuple]] = {}
+    with ws.connect() as con:
+        for key, tp, ins, day, value in con.execute(
+                "SELECT record_key, timepoint, instrument, measured_on, value FROM measurements ORDER BY 1, 2, 3").fetchall():
+            out.setdefault(key, []).append((tp, ins, day, value))
+    return out
+
+
+def state(ws):
+    with ws.connect() as con:
+        return store_state(con)
+
+
+def test_wide_import_stores_records_and_measurements(ws):
+    rows = [wide_row(1), wide_row(2, T1_value="", T1_date="", ended_on="", end_reason="", goal_attainment="",
+                                  T2_value="2", T2_date="2024-12-01")]
+    r = ws.import_(write_csv(ws.dir / "w.csv", rows))
+    assert (r.shape, r.profile, r.rows_read, r.rows_accepted, r.records_inserted, r.measurements) == ("wide", "generic_sv", 2, 2, 2, 4)
+    assert r.municipalities == ["0180"] and r.import_id == 1
+    recs = records(ws)
+    k1 = recs["K1"]
+    assert (k1["municipality"], k1["need_area"], k1["intervention_code"], k1["category"], k1["legal_basis"], k1["provider"],
+            k1["started_on"], k1["ended_on"], k1["end_reason"], k1["goal_attainment"]) == (
+        "0180", "housing", "FAM", "family_support", "SoL", "own", date(2024, 3, 1), date(2024, 6, 1), "as_planned", "improved")
+    assert (recs["K2"]["ended_on"], recs["K2"]["end_reason"], recs["K2"]["goal_attainment"]) == (None, None, None)
+    assert measurements(ws) == {
+        "K1": [("T0", "severity04", date(2024, 3, 1), 3.0), ("T1", "severity04", date(2024, 6, 1), 1.5)],
+        "K2": [("T0", "severity04", date(2024, 3, 1), 3.0), ("T2", "severity04", date(2024, 12, 1), 2.0)],
+    }
+
+
+def test_long_import_one_record_many_measurements(ws):
+    rows = long_rows(1) + long_rows(2, measurements=(("Start", "2,5"), ("Avslut", "1"), ("Uppföljning", "0")))
+    r = ws.import_(write_csv(ws.dir / "l.csv", rows, long_header()))
+    assert (r.shape, r.profile, r.rows_read, r.rows_accepted, r.records_inserted, r.measurements) == ("long", LONG.name, 5, 5, 2, 5)
+    assert [m[0] for m in measurements(ws)["L2"]] == ["T0", "T1", "T2"]
+    assert records(ws)["L1"]["category"] == "substance_outpatient"
+
+
+@pytest.mark.parametrize("which", ["generic_sv", "generic_sv_long", "isu"])
+def test_profile_chosen_from_the_header(ws, which):
+    if which == "generic_sv":
+        p = write_csv(ws.dir / "a.csv", [wide_row(1)])
+    elif which == "generic_sv_long":
+        p = write_csv(ws.dir / "a.csv", long_rows(1), long_header())
+    else:
+        from isu.schemas import load_profile
+
+        prof = load_profile("isu")
+        header = [c for f, c in prof.columns.items() if f not in ("client", "category")] + ["instrument", "t0_value", "t0_date"]
+        row = {"municipality": "0180", "record_key": "I1", "person_id": pnr(1), "need_area": "housing", "intervention_code": "FAM",
+               "started_on": "2024-03-01", "instrument": "severity04", "t0_value": "2.5", "t0_date": "2024-03-01"}
+        p = write_csv(ws.dir / "a.csv", [row], header, delimiter=",")
+    r = ws.import_(p)
+    assert (r.profile, r.rows_accepted) == (which, r.rows_read)
+
+
+def test_missing_required_column_names_it_and_the_nearest_header(ws):
+    header = [("Startdatun" if h == "Startdatum" else h) for h in wide_header()]
+    p = write_csv(ws.dir / "m.csv", [{**wide_row(1), "Startdatun": "2024-03-01"}], header)
+    for profile in (None, "generic_sv"):
+        with pytest.raises(ProfileMismatch) as e:
+            ws.import_(p, profile=profile)
+        msg = str(e.value)
+        assert "'Startdatum'" in msg and "'Startdatun'" in msg and "m.csv" in msg and "\n" not in msg, msg
+    assert state(ws)["imports"][0] == 0
+
+
+def test_misspelt_optional_column_is_not_silently_dropped(ws):
+    """'Slutdatun' for 'Slutdatum': the end dates would vanish without a word; the import must say so."""
+    header = [("Slutdatun" if h == "Slutdatum" else h) for h in wide_header()]
+    p = write_csv(ws.dir / "o.csv", [{**wide_row(1), "Slutdatun": "2024-06-01"}], header)
+    with pytest.raises(ProfileMismatch) as e:
+        ws.import_(p, profile="generic_sv")
+    assert "'Slutdatun'" in str(e.value) and "'Slutdatum'" in str(e.value)
+
+
+def test_extra_unrelated_columns_are_ignored(ws):
+    header = wide_header() + ["Handläggare", "Kommentar"]
+    rows = [{**wide_row(1), "Handläggare": "Anna", "Kommentar": "fri text"}]
+    r = ws.import_(write_csv(ws.dir / "x.csv", rows, header))
+    assert r.rows_accepted == 1
+    with ws.connect() as con:
+        cols = {c for t in ("records", "measurements") for (c,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [t]).fetchall()}
+    assert not {"Handläggare", "Kommentar"} & cols
+
+
+def test_unknown_profile_name(ws):
+    with pytest.raises(InputError, match="no profile 'nope'"):
+        ws.import_(write_csv(ws.dir / "a.csv", [wide_row(1)]), profile="nope")
+
+
+def test_municipality_option_for_files_without_the_column(ws):
+    header = [h for h in wide_header() if h != "Kommunkod"]
+    p = write_csv(ws.dir / "nm.csv", [wide_row(1), wide_row(2)], header)
+    with pytest.raises(ProfileMismatch, match="--municipality"):
+        ws.import_(p)
+    r = ws.import_(p, municipality="2303")
+    assert (r.rows_accepted, r.municipalities) == (2, ["2303"])
+    assert {v["municipality"] for v in records(ws).values()} == {"2303"}
+
+
+def test_unknown_municipality_code_given_as_option_is_rejected(ws):
+    header = [h for h in wide_header() if h != "Kommunkod"]
+    r = ws.import_(write_csv(ws.dir / "nm.csv", [wide_row(1)], header), municipality="9999")
+    assert (r.rows_accepted, r.errors_by_type) == (0, {"not_in_code_list": 1})
+
+
+def test_same_file_twice_changes_nothing(ws):
+    p = write_csv(ws.dir / "a.csv", [wide_row(1), wide_row(2, need_area="BAD")])
+    first = ws.import_(p)
+    before = state(ws)
+    again = ws.import_(p)
+    assert again.already_imported and not first.already_imported
+    assert (again.rows_read, again.records_inserted, again.records_updated, again.import_id) == (0, 0, 0, None)
+    assert state(ws) == before
+
+
+def test_corrected_re_export_updates_by_record_key(ws):
+    original = [wide_row(i) for i in range(1, 6)]
+    first = ws.import_(write_csv(ws.dir / "v1.csv", original))
+    assert first.records_inserted == 5
+    corrected = [
+        wide_row(1, need_area="Psykisk hälsa"),  # a record field changed
+        wide_row(2, T1_value="0,5"),  # a measurement value changed
+        wide_row(3, T1_value="", T1_date="", ended_on="", end_reason=""),  # a measurement withdrawn
+        wide_row(4),  # unchanged
+        wide_row(5),  # unchanged
+        wide_row(6),  # new
+    ]
+    second = ws.import_(write_csv(ws.dir / "v2.csv", corrected))
+    assert (second.records_inserted, second.records_updated, second.records_unchanged) == (1, 3, 2)
+    recs, meas = records(ws), measurements(ws)
+    assert len(recs) == 6 and recs["K1"]["need_area"] == "mental_health"
+    assert meas["K2"][1] == ("T1", "severity04", date(2024, 6, 1), 0.5)
+    assert [m[0] for m in meas["K3"]] == ["T0"] and recs["K3"]["ended_on"] is None
+    assert {k: v["import_id"] for k, v in recs.items()} == {"K1": 2, "K2": 2, "K3": 2, "K4": 1, "K5": 1, "K6": 2}
+    with ws.connect() as con:
+        assert con.execute("SELECT count(*) FROM measurements").fetchone() == (11,)
+        assert con.execute("SELECT records_inserted, records_updated, records_unchanged FROM imports WHERE import_id = 2").fetchone() == (1, 3, 2)
+
+
+def test_corrected_long_re_export_replaces_measurements(ws):
+    ws.import_(write_csv(ws.dir / "l1.csv", long_rows(1, measurements=(("Start", "3"), ("Avslut", "2"))), long_header()))
+    r = ws.import_(write_csv(ws.dir / "l2.csv", long_rows(1, measurements=(("Start", "3"), ("Uppföljning", "1"))), long_header()))
+    assert (r.records_updated, r.records_unchanged) == (1, 0)
+    assert [(m[0], m[3]) for m in measurements(ws)["L1"]] == [("T0", 3.0), ("T2", 1.0)]
+
+
+def test_dry_run_writes_nothing(ws):
+    p = write_csv(ws.dir / "a.csv", [wide_row(1), wide_row(2, need_area="BAD")])
+    before = state(ws)
+    r = ws.import_(p, dry_run=True)
+    assert (r.dry_run, r.rows_read, r.rows_accepted, r.rows_rejected, r.import_id) == (True, 2, 1, 1, None)
+    assert state(ws) == before
+    assert not ws.import_(p).already_imported  # a dry run is not an import
+
+
+def test_person_ids_need_a_key(ws):
+    p = write_csv(ws.dir / "a.csv", [wide_row(1)])
+    with pytest.raises(KeyFileError, match="isu key new"):
+        ws.import_(p, key=None)
+    loaded = []
+    r = ws.import_(p, key=None, key_loader=lambda: loaded.append(1) or ws.key)
+    assert r.rows_accepted == 1 and loaded == [1]
+
+
+def test_pseudonym_only_export_needs_no_key(ws):
+    header = [h for h in wide_header() if h != "Personnummer"] + ["Pseudonym"]
+    p = write_csv(ws.dir / "a.csv", [{**wide_row(1), "Pseudonym": "cd" * 32}], header)
+
+    def no_key():
+        raise AssertionError("the key was loaded for an export without person ids")
+
+    r = ws.import_(p, key=None, key_loader=no_key)
+    assert r.rows_accepted == 1 and records(ws)["K1"]["client"] == "cd" * 32
+
+
+def test_other_key_is_refused_and_changes_nothing(ws):
+    ws.import_(write_csv(ws.dir / "a.csv", [wide_row(1)]))
+    before = state(ws)
+    other = new_key(ws.dir / "other.key")
+    with pytest.raises(KeyFileError, match=ws.key.fingerprint):
+        ws.import_(write_csv(ws.dir / "b.csv", [wide_row(2)]), key=other)
+    assert state(ws) == before
+
+
+def test_same_person_same_pseudonym_across_forms_and_files(ws):
+    pid = pnr(5, year=1971)
+    rows = [wide_row(1, person_id=pid), wide_row(2, person_id=f"{pid[:8]}-{pid[8:]}"), wide_row(3, person_id=f"{pid[2:8]}-{pid[8:]}")]
+    ws.import_(write_csv(ws.dir / "a.csv", rows[:2]))
+    ws.import_(write_csv(ws.dir / "b.csv", rows[2:], encoding="cp1252"))
+    recs = records(ws)
+    assert len({v["client"] for v in recs.values()}) == 1
+    assert {v["birth_year"] for v in recs.values()} == {1971}
+
+
+def test_failed_import_rolls_back_everything(ws, monkeypatch):
+    ws.import_(write_csv(ws.dir / "a.csv", [wide_row(1)]))
+    before = state(ws)
+    real = isu.importer._write_records
+
+    def write_then_fail(con, res):
+        real(con, res)
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(isu.importer, "_write_records", write_then_fail)
+    con = ws.connect()
+    try:
+        with pytest.raises(OSError, match="simulated"):
+            import_file(con, write_csv(ws.dir / "b.csv", [wide_row(1, need_area="Skola"), wide_row(2)]), key=ws.key)
+        assert store_state(con) == before  # the same connection still works and sees no partial write
+    finally:
+        con.close()
+    assert state(ws) == before
+
+
+def test_accepted_plus_rejected_is_read_and_stored_matches(ws):
+    rows = [wide_row(i, need_area="BAD" if i % 3 == 0 else "Boende") for i in range(1, 31)]
+    r = ws.import_(write_csv(ws.dir / "a.csv", rows))
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (30, 20, 10)
+    assert len(records(ws)) == r.rows_accepted == r.records_inserted

@@ -1,0 +1,153 @@
+"""Reading exports: encoding, BOM, delimiter, header, XLSX, and files that cannot be read at all."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from isu.errors import InputError
+from isu.read import inspect_file
+from isu.schemas.profiles import PROFILES_DIR
+
+from conftest import WIDE, wide_header, wide_row, write_csv, write_xlsx
+
+SWEDISH = dict(need_area="Försörjning", end_reason="Klienten avbröt")
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom", "expected"),
+    [("utf-8", False, "utf-8"), ("utf-8", True, "utf-8"), ("cp1252", False, "cp1252")],
+)
+def test_encoding_and_bom_detected(tmp_path, encoding, bom, expected):
+    p = write_csv(tmp_path / "e.csv", [wide_row(1, **SWEDISH)], encoding=encoding, bom=bom)
+    src = inspect_file(p)
+    assert (src.kind, src.encoding, src.bom) == ("csv", expected, bom)
+    assert src.header == tuple(wide_header())  # 'Ärende-ID', 'Kön', 'Måluppfyllelse' decoded, BOM not in it
+    assert src.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(("encoding", "bom"), [("utf-8", False), ("utf-8", True), ("cp1252", False)])
+def test_swedish_letters_reach_the_store(ws, encoding, bom):
+    rows = [wide_row(1, **SWEDISH), wide_row(2, need_area="Utsatthet för våld", end_reason="Avbrutet av socialtjänsten")]
+    p = write_csv(ws.dir / "sv.csv", rows, encoding=encoding, bom=bom)
+    r = ws.import_(p)
+    assert (r.rows_read, r.rows_accepted) == (2, 2), r.errors_by_type
+    with ws.connect() as con:
+        got = con.execute("SELECT record_key, need_area, end_reason FROM records ORDER BY 1").fetchall()
+    assert got == [("K1", "income", "client_ended"), ("K2", "violence", "service_ended")]
+
+
+def _profile_with_categories(tmp_path: Path, categories: dict[str, str]) -> Path:
+    """generic_sv plus a [categories] table (local intervention codes → national category)."""
+    text = (PROFILES_DIR / "generic_sv.toml").read_text(encoding="utf-8")
+    text += "\n[categories]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in categories.items())
+    path = tmp_path / "with_categories.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_cp1252_bytes_0x80_to_0x9f_decoded(ws):
+    """€ (0x80) and ’ (0x92) exist in Windows-1252 but not in Latin-1: they must arrive as themselves."""
+    code = "ÖV€’"
+    profile = _profile_with_categories(ws.dir, {code: "substance_outpatient"})
+    p = write_csv(ws.dir / "c1.csv", [wide_row(1, intervention_code=code, **SWEDISH)], encoding="cp1252")
+    assert b"\x80" in p.read_bytes() and b"\x92" in p.read_bytes()
+    assert inspect_file(p).encoding == "cp1252"
+    r = ws.import_(p, profile=str(profile))
+    assert r.rows_accepted == 1, r.errors_by_type
+    with ws.connect() as con:
+        assert con.execute("SELECT intervention_code, category, need_area FROM records").fetchall() == [
+            (code, "substance_outpatient", "income")]
+
+
+@pytest.mark.parametrize("delimiter", [";", ",", "\t"])
+def test_delimiter_detected(ws, delimiter):
+    p = write_csv(ws.dir / "d.csv", [wide_row(1, T0_value="3,5"), wide_row(2)], delimiter=delimiter)
+    src = inspect_file(p)
+    assert src.delimiter == delimiter and src.header == tuple(wide_header())
+    r = ws.import_(p)
+    assert (r.delimiter, r.rows_read, r.rows_accepted) == (delimiter, 2, 2)
+    with ws.connect() as con:  # "3,5" is quoted in a comma file and still a decimal comma
+        assert con.execute("SELECT value FROM measurements WHERE record_key = 'K1' AND timepoint = 'T0'").fetchone() == (3.5,)
+
+
+def test_crlf_line_ends_and_quoted_fields(ws):
+    rows = [wide_row(1, intervention_code="FAM"), wide_row(2, need_area='Boende')]
+    p = write_csv(ws.dir / "crlf.csv", rows, newline="\r\n")
+    text = p.read_bytes().replace(b";FAM;", b';"FAM";')
+    p.write_bytes(text)
+    r = ws.import_(p)
+    assert (r.rows_read, r.rows_accepted) == (2, 2), r.errors_by_type
+
+
+def test_header_only_file_reads_zero_rows(ws):
+    r = ws.import_(write_csv(ws.dir / "h.csv", []))
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (0, 0, 0)
+
+
+def test_file_name_with_quote(ws):
+    r = ws.import_(write_csv(ws.dir / "o'brien; export.csv", [wide_row(1)]))
+    assert r.rows_accepted == 1
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+UNREADABLE = {
+    "empty.csv": b"",
+    "blank.csv": b"\n\n",
+    "nodelim.csv": b"hello\nworld\n",
+    "nul.csv": b"a;b\x00\n1;2\n",
+    "utf16.csv": "Kommunkod;Ärende-ID\n0180;K1\n".encode("utf-16"),
+    "archive.csv": b"PK\x03\x04garbage",
+    "broken.xlsx": b"PK\x03\x04garbage",
+    "dup.csv": "Kommunkod;Kommunkod\n0180;0180\n".encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNREADABLE))
+def test_unreadable_files_give_one_input_error_naming_the_file(tmp_path, ws, name):
+    p = _write(tmp_path / name, UNREADABLE[name])
+    with pytest.raises(InputError) as e:
+        ws.import_(p)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert name in msg, f"the message does not say which file: {msg!r}"
+
+
+def test_missing_file(ws, tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        ws.import_(tmp_path / "nope.csv")
+
+
+def test_xlsx_with_text_number_and_date_cells(ws):
+    rows = [wide_row(1, T0_value="3,5"), wide_row(2, started_on="20240301", T1_value="", T1_date="")]
+    typed = {
+        "Skattning start": lambda v: float(v.replace(",", ".")),
+        "Skattning avslut": lambda v: float(v.replace(",", ".")),
+        "Startdatum": lambda v: date(2024, 3, 1),
+        "Datum start": lambda v: date.fromisoformat(v),
+        "Måluppfyllelse": int,
+    }
+    p = write_xlsx(ws.dir / "x.xlsx", rows, typed=typed)
+    src = inspect_file(p)
+    assert src.kind == "xlsx" and src.header == tuple(wide_header())
+    r = ws.import_(p)
+    assert (r.rows_read, r.rows_accepted) == (2, 2), r.errors_by_type
+    with ws.connect() as con:
+        recs = con.execute("SELECT record_key, started_on, goal_attainment FROM records ORDER BY 1").fetchall()
+        meas = con.execute("SELECT record_key, timepoint, measured_on, value FROM measurements ORDER BY 1, 2").fetchall()
+    assert recs == [("K1", date(2024, 3, 1), "improved"), ("K2", date(2024, 3, 1), "improved")]
+    assert meas == [("K1", "T0", date(2024, 3, 1), 3.5), ("K1", "T1", date(2024, 6, 1), 1.5), ("K2", "T0", date(2024, 3, 1), 3.0)]
+
+
+def test_xlsx_with_profile_header_is_matched_like_csv(ws):
+    rows = [{f" {k} ": v for k, v in wide_row(1).items()}]
+    p = write_xlsx(ws.dir / "x.xlsx", rows, header=[f" {h} " for h in wide_header()])
+    assert inspect_file(p).header == tuple(wide_header())  # surrounding spaces in header cells are trimmed
+    assert ws.import_(p).profile == WIDE.name
