@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import resource
 import sys
 import time
@@ -129,20 +130,24 @@ def main() -> None:
     records = a.records or (30_000 if a.quick else 300_000)
     inner, dims, tables = make_problem(*shape, records, a.seed)
     print(f"inner: {inner.height:,} non-zero leaf cells, {int(inner['n'].sum()):,} records, k={a.k}")
+    c0 = time.process_time()
     res = suppress(inner, dims, tables, k=a.k, contributor="contributor" if a.contributor else None,
                    singletons=not a.no_singletons)
+    c1 = time.process_time()
     rep = audit(res)
+    c2 = time.process_time()
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     base_sec, base_t = baseline(inner, dims, tables, a.k)
     print(f"cells            {res.n_cells:,}")
     print(f"primary          {res.primary:,}")
     print(f"secondary        {res.secondary:,}   (certificates {res.summary()['certificates']:,})")
-    print(f"suppress         {res.seconds:.1f} s")
-    print(f"audit            {rep['seconds']:.1f} s   disclosed={rep['disclosed']} proven_safe="
+    print(f"suppress         {res.seconds:.1f} s wall, {c1 - c0:.1f} s CPU")
+    print(f"audit            {rep['seconds']:.1f} s wall, {c2 - c1:.1f} s CPU   disclosed={rep['disclosed']} proven_safe="
           f"{rep['proof']['proven_safe']:,} unproven={rep['proof']['unproven']} "
           f"insider_unproven={rep['proof']['insider_unproven']} narrowest LP-width lower bound="
           f"{rep['proof']['narrowest_width_lower_bound']} rank_test={rep['rank_test']['ran']} lp={rep['lp']['ran']}")
-    print(f"total            {res.seconds + rep['seconds']:.1f} s   peak RSS {rss1:,.0f} MiB")
+    print(f"total            {res.seconds + rep['seconds']:.1f} s wall, {c2 - c0:.1f} s CPU   peak RSS {rss1:,.0f} MiB"
+          f"   (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other work inflates wall time)")
     print(f"baseline         secondary {base_sec:,} in {base_t:.1f} s (naive margin rule, not safe in general)")
     print(f"ratio            {res.secondary / max(base_sec, 1):.2f} × baseline secondary")
 

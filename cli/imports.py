@@ -57,7 +57,8 @@ def _print(r) -> None:
         out.print(f"{Path(r.file).name}: already imported (same SHA-256); nothing changed")
         return
     verb = "checked" if r.dry_run else "imported"
-    out.print(f"{Path(r.file).name}: {verb} with profile {r.profile} ({r.shape}, {r.encoding}, delimiter {r.delimiter!r}): "
+    how = f"{r.shape}, {r.encoding}, delimiter {r.delimiter!r}" if r.encoding else f"{r.shape}, xlsx"
+    out.print(f"{Path(r.file).name}: {verb} with profile {r.profile} ({how}): "
               f"read {r.rows_read:,}, accepted {r.rows_accepted:,}, rejected {r.rows_rejected:,}")
     if not r.dry_run:
         out.print(f"  records: {r.records_inserted:,} new, {r.records_updated:,} updated, {r.records_unchanged:,} unchanged; "

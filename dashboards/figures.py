@@ -67,16 +67,17 @@ SECTIONS = (
 
 
 def _base(labels: Labels, **extra: Any) -> dict[str, Any]:
-    layout = go.Layout(
-        font=FONT,
-        separators=", " if labels.lang == "sv" else ".,",
-        paper_bgcolor="white",
-        plot_bgcolor="white",
-        margin={"l": 20, "r": 30, "t": 50, "b": 70},
-        hoverlabel={"font": {"size": 16}},
-        **{"legend": _legend(), **extra},
-    )
-    return layout.to_plotly_json()
+    """Common look of every chart; ``extra`` adds or replaces top-level layout attributes."""
+    common: dict[str, Any] = {
+        "font": FONT,
+        "separators": ", " if labels.lang == "sv" else ".,",
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "margin": {"l": 20, "r": 30, "t": 50, "b": 70},
+        "legend": _legend(),
+        "hoverlabel": {"font": {"size": 16}},
+    }
+    return go.Layout(**{**common, **extra}).to_plotly_json()
 
 
 def _legend(**extra: Any) -> dict[str, Any]:

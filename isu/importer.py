@@ -25,7 +25,7 @@ from .keys import PoolKey
 from .pseudonym import hmac_params
 from .read import Source, csv_scan_sql, inspect_file, read_xlsx
 from .stage import build_stage, stage_tables
-from .store import transaction
+from .store import fetch_one, transaction
 
 __all__ = ["ImportResult", "import_file", "choose_profile"]
 
@@ -112,7 +112,7 @@ def import_file(
     src = inspect_file(path)
     prof = choose_profile(src, profile, municipality)
     res = ImportResult(str(path), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, dry_run=dry_run)
-    if not dry_run and con.execute("SELECT 1 FROM imports WHERE file_sha256 = ? AND kind = 'file'", [src.sha256]).fetchone():
+    if not dry_run and fetch_one(con, "SELECT 1 FROM imports WHERE file_sha256 = ? AND kind = 'file'", [src.sha256]):
         res.already_imported = True
         res.seconds = time.perf_counter() - t0
         return res
@@ -125,9 +125,7 @@ def import_file(
         _check_fingerprint(con, key, dry_run)
     params = hmac_params(key) if has_pid else {}
     if src.kind == "xlsx":
-        arrow = read_xlsx(src.path, prof.sheet)  # noqa: F841 - scanned by name below
-        scan = "arrow"
-        con.register("_isu_xlsx", arrow)
+        con.register("_isu_xlsx", read_xlsx(src.path, prof.sheet))
         scan = "_isu_xlsx"
     else:
         scan = csv_scan_sql(src)
@@ -145,11 +143,11 @@ def import_file(
         res.rows_rejected = counts["rejected"] + len(malformed)
         res.rows_accepted = res.rows_read - res.rows_rejected
         res.municipalities = [r[0] for r in con.execute("SELECT DISTINCT municipality FROM _acc_records ORDER BY 1").fetchall()]
-        res.measurements = con.execute("SELECT count(*) FROM _acc_meas").fetchone()[0]
+        res.measurements = fetch_one(con, "SELECT count(*) FROM _acc_meas")[0]
         rejected = rejects_mod.collect(con, malformed, prof, checks)
         res.errors_by_type = rejects_mod.count_by_type(rejected)
         if not dry_run:
-            res.import_id = con.execute("SELECT nextval('import_seq')").fetchone()[0]
+            res.import_id = fetch_one(con, "SELECT nextval('import_seq')")[0]
             _write_records(con, res)
             rejects_mod.store(con, res.import_id, rejected)
             con.execute(
@@ -170,7 +168,7 @@ def import_file(
 
 
 def _check_fingerprint(con: duckdb.DuckDBPyConnection, key: PoolKey, dry_run: bool) -> None:
-    row = con.execute("SELECT value FROM meta WHERE key = 'key_fingerprint'").fetchone()
+    row = fetch_one(con, "SELECT value FROM meta WHERE key = 'key_fingerprint'")
     if row and row[0] != key.fingerprint:
         raise KeyFileError(
             f"this workspace's pseudonyms were made with key {row[0]}, not with the given key {key.fingerprint}; "
@@ -193,9 +191,9 @@ def _write_records(con: duckdb.DuckDBPyConnection, res: ImportResult) -> None:
                           string_agg(concat_ws(',', timepoint, instrument, measured_on, value), ';' ORDER BY timepoint, instrument) AS ms
                    FROM _acc_meas GROUP BY ALL) m USING (municipality, record_key)
         LEFT JOIN records o USING (municipality, record_key)""")
-    res.records_inserted, res.records_updated, res.records_unchanged = con.execute(
+    res.records_inserted, res.records_updated, res.records_unchanged = fetch_one(con, 
         "SELECT count(*) FILTER (NOT existed), count(*) FILTER (existed AND old_hash IS DISTINCT FROM row_hash), "
-        "count(*) FILTER (existed AND old_hash = row_hash) FROM _new").fetchone()
+        "count(*) FILTER (existed AND old_hash = row_hash) FROM _new")
     con.execute("DELETE FROM _new WHERE existed AND old_hash = row_hash")
     con.execute("DELETE FROM measurements m USING _new n WHERE n.existed AND m.municipality = n.municipality AND m.record_key = n.record_key")
     con.execute(f"INSERT OR REPLACE INTO records ({cols}, import_id, row_hash) SELECT {cols}, ?, row_hash FROM _new", [res.import_id])

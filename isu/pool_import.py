@@ -238,6 +238,7 @@ def import_packages(
         if progress:
             progress(done, len(packages))
 
+    con.execute("SET enable_progress_bar = false")  # DuckDB would draw it on stdout, into --json
     with transaction(con):
         fingerprint = workspace_fingerprint(con)
         imported = dict(con.execute("SELECT file_sha256, import_id FROM imports WHERE kind = 'pool'").fetchall())

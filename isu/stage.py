@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import duckdb
 
+from isu.store import fetch_one
+
 from isu.schemas import Profile
 
 from .read import Source
@@ -85,5 +87,5 @@ def stage_tables(con: duckdb.DuckDBPyConnection, profile: Profile, checks: list[
     else:
         con.execute(f"CREATE TEMP TABLE _acc_records AS SELECT DISTINCT ON (municipality, record_key) {cols} FROM _stage WHERE {ok} ORDER BY municipality, record_key, _row")
         con.execute(f"CREATE TEMP TABLE _acc_meas AS SELECT municipality, record_key, timepoint, instrument, measured_on, value FROM _stage WHERE {ok}")
-    parsed, rejected = con.execute(f"SELECT count(*), count(*) FILTER (NOT {ok}) FROM _stage").fetchone()
+    parsed, rejected = fetch_one(con, f"SELECT count(*), count(*) FILTER (NOT {ok}) FROM _stage")
     return {"parsed": parsed, "rejected": rejected}

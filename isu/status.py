@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import duckdb
 
+from isu.store import fetch_one
+
 __all__ = ["workspace_status"]
 
 
 def workspace_status(con: duckdb.DuckDBPyConnection) -> dict:
-    one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+    one = lambda sql: fetch_one(con, sql)[0]  # noqa: E731
     cols = [d[0] for d in con.execute("SELECT * FROM imports LIMIT 0").description]
     imports = [dict(zip(cols, r)) for r in con.execute("SELECT * FROM imports ORDER BY import_id").fetchall()]
-    fp = con.execute("SELECT value FROM meta WHERE key = 'key_fingerprint'").fetchone()
+    fp = fetch_one(con, "SELECT value FROM meta WHERE key = 'key_fingerprint'")
     return {
         "records": one("SELECT count(*) FROM records"),
         "clients": one("SELECT count(DISTINCT client) FROM records"),

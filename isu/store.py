@@ -16,7 +16,7 @@ import duckdb
 
 from .errors import WorkspaceBusy, WorkspaceError
 
-__all__ = ["DDL", "STORE_VERSION", "default_db_path", "connect", "init_store", "transaction", "TABLE_DOCS"]
+__all__ = ["fetch_one", "DDL", "STORE_VERSION", "default_db_path", "connect", "init_store", "transaction", "TABLE_DOCS"]
 
 STORE_VERSION = "1"
 
@@ -99,6 +99,13 @@ CREATE TABLE IF NOT EXISTS publications (
 """
 
 
+def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params=None):
+    """The first row or None, with the result consumed (DuckDB 2 keeps a half-read result open,
+    which blocks ``register`` and friends on the same connection)."""
+    rows = con.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
 def default_db_path() -> Path:
     return Path(os.environ.get("ISU_DB") or "isu.duckdb")
 
@@ -135,7 +142,7 @@ def init_store(con: duckdb.DuckDBPyConnection) -> None:
 
 def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     try:
-        row = con.execute("SELECT value FROM meta WHERE key = 'store_version'").fetchone()
+        row = fetch_one(con, "SELECT value FROM meta WHERE key = 'store_version'")
     except duckdb.CatalogException:
         raise WorkspaceError(f"{path} is a DuckDB file but not an isu workspace; run 'isu init' on a new path") from None
     if row and row[0] != STORE_VERSION:

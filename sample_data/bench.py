@@ -207,17 +207,20 @@ def write_benchmark_csv(
     path: str | Path,
     rows: int,
     *,
-    seed: int = 2026,
+    seed: int = model.DEFAULT_SEED,
     encoding: str = "cp1252",
     bad_fraction: float = 0.001,
     pseudonymised: bool = False,
-    chunk_rows: int = 250_000,
+    chunk_rows: int = 100_000,
 ) -> BenchmarkFile:
     """Write a wide ``generic_sv`` semicolon CSV of ``rows`` rows (decimal comma, YYYYMMDD dates).
 
-    ``pseudonymised`` writes the pseudonym, birth year and sex columns instead of the person id
-    (as an already pseudonymised export; then ``invalid_person_id`` rows are not spoilt).
-    ``encoding`` is a Python codec (``cp1252``, ``utf-8``, ``utf-8-sig``).
+    Every ``round(1/bad_fraction)``-th row is spoilt in one way (fault kinds in turn); the result
+    says which rows an importer must reject, by error type. ``pseudonymised`` writes pseudonym,
+    birth year and sex instead of the person id (then no ``invalid_person_id`` faults).
+    ``encoding`` is a Python codec (``cp1252``, ``utf-8``, ``utf-8-sig``). Rows are made and
+    written ``chunk_rows`` at a time, so memory does not grow with ``rows``; the same arguments
+    give the same bytes.
     """
     if not 0 < bad_fraction <= 0.25:
         raise ValueError("bad_fraction must be in (0, 0.25] so that spoilt rows never touch each other")

@@ -96,8 +96,8 @@ class OutputCodec:
         self.name = codecs.lookup(encoding).name
         self.utf8 = self.name.startswith("utf-8")
         chars = sorted({ch for text in vocab for ch in text if ord(ch) > 127})
-        if len(chars) > len(self._FREE):
-            raise ValueError("too many distinct non-ASCII characters for the single-byte fast path")
+        if not self.utf8 and (len(chars) > len(self._FREE) or any(len(ch.encode(self.name)) != 1 for ch in chars)):
+            raise ValueError(f"{encoding}: only UTF-8 or a single-byte encoding of these labels is supported")
         self.hidden = {} if self.utf8 else {ch: chr(b) for ch, b in zip(chars, self._FREE)}
         table = bytearray(range(256))
         for ch, ph in self.hidden.items():
@@ -112,4 +112,8 @@ class OutputCodec:
         return bom + (separator.join(columns) + "\r\n").encode(self.name.removesuffix("-sig"))
 
     def body(self, utf8: bytes) -> bytes:
-        return utf8 if self.utf8 else utf8.translate(self.table)
+        """The chunk in the output encoding (a codec pass only if something non-ASCII was not hidden)."""
+        if self.utf8:
+            return utf8
+        return utf8.translate(self.table) if utf8.isascii() else utf8.decode("utf-8").translate(
+            {ord(ph): ch for ch, ph in self.hidden.items()}).encode(self.name)

@@ -30,7 +30,7 @@ from .simulate import primary_instrument, simulate_pool
 
 __all__ = ["generate", "file_specs", "DEFAULT_SEED", "MANIFEST_NAME"]
 
-DEFAULT_SEED = 2026
+DEFAULT_SEED = model.DEFAULT_SEED
 MANIFEST_NAME = "manifest.json"
 
 #: How each case system exports (keyword arguments of ``FileSpec`` beyond file and municipality).

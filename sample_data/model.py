@@ -25,11 +25,14 @@ __all__ = [
     "INSTRUMENT_DECIMALS",
     "ASI_BY_NEED",
     "EXPORT_DATE",
+    "DEFAULT_SEED",
     "FIRST_START",
     "RECORDS_PER_INHABITANT",
     "local_codes",
 ]
 
+#: The seed of the committed demo files.
+DEFAULT_SEED = 2026
 #: The day the exports were taken: nothing ends or is measured after it.
 EXPORT_DATE = date(2025, 12, 31)
 #: Episodes start from this day on.

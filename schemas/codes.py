@@ -60,7 +60,10 @@ def _path(name: str) -> Path:
 
 
 @lru_cache(maxsize=None)
-def _load(path: Path, mtime: float) -> CodeList:
+def _load(name: str, override: str | None) -> CodeList:
+    path = _path(name)
+    if not path.is_file():
+        raise KeyError(f"no code list named {name!r} (looked for {path})")
     with path.open(encoding="utf-8", newline="") as f:
         rows = tuple({k: (v or "").strip() for k, v in r.items()} for r in csv.DictReader(f))
     key = "local_code" if rows and "local_code" in rows[0] else "code"
@@ -70,11 +73,8 @@ def _load(path: Path, mtime: float) -> CodeList:
 
 
 def code_list(name: str) -> CodeList:
-    """The code list ``name`` (file ``<name>.csv``), re-read when the file changes."""
-    path = _path(name)
-    if not path.is_file():
-        raise KeyError(f"no code list named {name!r} (looked for {path})")
-    return _load(path, path.stat().st_mtime)
+    """The code list ``name`` (file ``<name>.csv``), read once per process and ``ISU_CODES_DIR``."""
+    return _load(name, os.environ.get("ISU_CODES_DIR"))
 
 
 def code_list_names() -> list[str]:

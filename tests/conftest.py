@@ -187,6 +187,42 @@ def con(ws: Workspace):
     c.close()
 
 
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def isu(monkeypatch, capsys):
+    """``isu(*args, env=..., cwd=...)``: the console entry (``isu.cli.main.run``) run in this process
+    with its own argv, ISU_* environment and working folder; returns exit code, stdout, stderr.
+    The same code path as the shell without paying the CLI's start-up on every test."""
+
+    def invoke(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Ran:
+        with monkeypatch.context() as m:
+            for k, v in (env or {}).items():
+                if k.startswith("ISU_") or k == "COLUMNS":
+                    m.setenv(k, v)
+            m.setenv("COLUMNS", "250")
+            if cwd is not None:
+                m.chdir(cwd)
+            m.setattr(sys, "argv", ["isu", *args])
+            capsys.readouterr()
+            try:
+                from isu.cli.main import run
+
+                run()
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return invoke
+
+
 def run_isu(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the real ``isu`` console entry in a subprocess (exit codes and stderr as a user sees them)."""
     cmd = [sys.executable, "-c", "from isu.cli.main import run; run()", *args]

@@ -191,16 +191,25 @@ def _plant_markers(cells: pl.DataFrame) -> tuple[pl.DataFrame, list[float]]:
     return planted, planted.filter(hidden)["value"].to_list()
 
 
-@pytest.mark.parametrize("scope", [{}, {"municipality": "0140"}, {"region": "sodertorn"}])
-def test_no_hidden_value_reaches_the_page(tmp_path, scope):
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> tuple[Path, Path, list[float], int]:
+    """Two workspaces with the same publication: hidden cells hold NULL (as publish writes them) in
+    one, and their distinctive true values in the other (status still primary/secondary)."""
+    tmp = tmp_path_factory.mktemp("planted")
     cells, markers = _plant_markers(synthetic_cells(size=4, seed=3))
     assert len(markers) > 100 and cells.filter(pl.col("status") == "shown")["value"].max() < 899_999
-    nulls = make_workspace(tmp_path / "nulls.duckdb", cells)  # hidden cells hold NULL, as publish writes them
-    leaky = make_workspace(tmp_path / "leaky.duckdb", cells, leak_values=True)  # hidden cells hold their value
+    nulls = make_workspace(tmp / "nulls.duckdb", cells)
+    leaky = make_workspace(tmp / "leaky.duckdb", cells, leak_values=True)
+    return nulls, leaky, markers, cells.height
+
+
+@pytest.mark.parametrize("scope", [{}, {"municipality": "0140"}, {"region": "sodertorn"}])
+def test_no_hidden_value_reaches_the_page(planted, tmp_path, scope):
+    nulls, leaky, markers, height = planted
     pages = [build_dashboard(db, tmp_path / f"{db.stem}.html", **scope).path.read_text("utf-8") for db in (nulls, leaky)]
     assert pages[0] == pages[1], "the page depends on values of hidden cells"
     numbers = numbers_outside_plotly(pages[1])
-    assert not [x for x in numbers if 899_999 < x < 900_001 + cells.height / 8], "a hidden value is in the page"
+    assert not [x for x in numbers if 899_999 < x < 900_001 + height / 8], "a hidden value is in the page"
     if scope.get("municipality"):
         shown = page_data(pages[1])["cells"]
         assert any(v is None for values in shown.values() for v in values), "the fixture hides nothing here"

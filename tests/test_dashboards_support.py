@@ -39,8 +39,15 @@ CREATE TABLE IF NOT EXISTS pub_cells (
 """
 
 
-def _inner(rng, munis, periods, categories, needs, instrument, density, size) -> pl.DataFrame:
+def _instrument_for(need: str, instruments: tuple[str, ...]) -> str:
+    """Each need area is followed with one instrument (ASI for alcohol and drugs where given)."""
+    special = {"alcohol": "asi_alcohol", "drugs": "asi_drugs", "mental_health": "wellbeing10"}
+    return special[need] if special.get(need) in instruments else instruments[0]
+
+
+def _inner(rng, munis, periods, categories, needs, instruments, density, size) -> pl.DataFrame:
     """Sums per municipality × period × category × need area (the finest cells)."""
+    table = code_list("instruments")
     rows = []
     for muni, period, cat, need in product(munis, periods, categories, needs):
         if rng.random() > density:
@@ -50,9 +57,12 @@ def _inner(rng, munis, periods, categories, needs, instrument, density, size) ->
         p_imp = float(np.clip(rng.normal(0.42, 0.08) + (0.12 if muni == munis[-1] else 0.0), 0.05, 0.9))
         imp, unch, det = rng.multinomial(paired, [p_imp, (1 - p_imp) * 0.75, (1 - p_imp) * 0.25])
         goals = rng.multinomial(t0, [0.25, 0.3, 0.25, 0.1, 0.1])
-        m0 = rng.normal(2.7, 0.3)
-        drop0 = m0 + rng.normal(0.2, 0.15)
-        change = rng.normal(-0.7, 0.25)
+        instrument = _instrument_for(need, instruments)
+        spec = table.row(instrument)
+        lo, span, sign = float(spec["min"]), float(spec["max"]) - float(spec["min"]), 1 if spec["higher_is_better"] == "true" else -1
+        m0 = lo + span * (rng.normal(0.67, 0.07) if sign < 0 else rng.normal(0.35, 0.07))
+        drop0 = m0 - sign * span * rng.normal(0.05, 0.04)
+        change = sign * span * rng.normal(0.17, 0.06)
         rows.append({
             "municipality": muni, "period": period, "category": cat, "need_area": need, "instrument": instrument,
             "records": t0, "clients": max(1, int(t0 * 0.9)), "t0_n": t0, "paired_n": paired, "attrition_n": t0 - paired,
@@ -121,12 +131,11 @@ def _long(cells: pl.DataFrame, k: int) -> pl.DataFrame:
     """Long form with status: counts 1..k-1 and statistics of paired n < k are primary."""
     general = ["records", "clients"] + [f"goal_{g}_n" for g in GOALS]
     outcome = ["t0_n", "paired_n", "attrition_n", "improved_n", "unchanged_n", "deteriorated_n", *STATS, "dropouts_mean_t0"]
+    records = cells.with_columns(instrument=pl.lit("all")).group_by(KEYS + ["table"]).agg(pl.col(general).sum())
     parts = []
-    for table, measures, instrument in (("records", general, "all"), ("outcomes", outcome, None)):
-        frame = cells.select(KEYS + ["table"] + [pl.col(m).cast(pl.Float64) for m in measures])
+    for table, frame, measures in (("records", records, general), ("outcomes", cells, outcome)):
+        frame = frame.select(KEYS + ["table"] + [pl.col(m).cast(pl.Float64) for m in measures])
         frame = frame.unpivot(index=KEYS + ["table"], on=measures, variable_name="measure")
-        if instrument:
-            frame = frame.with_columns(instrument=pl.lit(instrument))
         parts.append(frame.with_columns(table_name=pl.lit(table) + "_" + pl.col("table")).drop("table"))
     pn = cells.select(KEYS + ["paired_n", "attrition_n"]).unique(KEYS)
     long = pl.concat(parts).join(pn.rename({"paired_n": "_pn", "attrition_n": "_an"}), on=KEYS, how="left")
@@ -167,7 +176,7 @@ def synthetic_cells(
     periods: tuple[str, ...] = ("2023H2", "2024H1", "2024H2"),
     categories: list[str] | None = None,
     needs: list[str] | None = None,
-    instrument: str = "severity04",
+    instruments: tuple[str, ...] = ("severity04",),
     density: float = 0.5,
     size: float = 14.0,
     k: int = 5,
@@ -179,7 +188,7 @@ def synthetic_cells(
     munis = munis or SODERTORN
     categories = categories or list(code_list("intervention_categories").codes)
     needs = needs or list(code_list("need_areas").codes)
-    inner = _inner(rng, munis, periods, categories, needs, instrument, density, size)
+    inner = _inner(rng, munis, periods, categories, needs, instruments, density, size)
     cells = _statistics(_rollup(inner, munis[0][:2], "sodertorn", crossed))
     return _secondary(_long(cells, k)).with_columns(sex=pl.lit("all"), age_band=pl.lit("all"))
 

@@ -1,6 +1,8 @@
 """``isu import`` / ``isu validate`` / ``isu status`` as a user runs them: exit codes, one-line errors, JSON.
 
-These run the real console entry in a subprocess, so exit codes and stderr are what a shell sees.
+Most tests call the console entry (``isu.cli.main.run``) in this process with its own argv,
+environment and working folder: the same code path as the shell, without paying the CLI's start-up
+on every test. The busy-workspace and end-to-end tests run a real subprocess.
 """
 
 from __future__ import annotations
@@ -29,118 +31,112 @@ def files(ws):
     return good, mixed
 
 
-def test_init_key_import_status_json(tmp_path, files):
+def test_init_key_import_status_json(isu, tmp_path, files):
+    """The whole first-use path; the import itself through the installed console entry in a real process."""
     good, _ = files
     env = {**os.environ, "ISU_DB": str(tmp_path / "new.duckdb"), "ISU_KEY_FILE": str(tmp_path / "new.key")}
-    p = run_isu("init", "--json", env=env)
+    p = isu("init", "--json", env=env)
     assert p.returncode == 0 and json.loads(p.stdout)["created"] is True
-    p = run_isu("key", "new", "--json", env=env)
+    p = isu("key", "new", "--json", env=env)
     assert p.returncode == 0 and len(json.loads(p.stdout)["fingerprint"]) == 16
     assert (tmp_path / "new.key").stat().st_mode & 0o777 == 0o600
     p = run_isu("import", str(good), "--json", env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     res = json.loads(p.stdout)
     assert (res["rows_read"], res["rows_accepted"], res["rows_rejected"], res["records_inserted"]) == (2, 2, 0, 2)
-    p = run_isu("status", "--json", env=env)
+    p = isu("status", "--json", env=env)
     s = json.loads(p.stdout)
     assert (p.returncode, s["records"], s["clients"], len(s["imports"])) == (0, 2, 2, 1)
     assert s["imports"][0]["file_sha256"] == res["sha256"]
 
 
-def test_rejected_rows_exit_10_and_rejects_file(ws, files):
+def test_rejected_rows_exit_10_and_rejects_file(isu, ws, files):
     _, mixed = files
     out = ws.dir / "out" / "fel.csv"
-    p = run_isu("import", str(mixed), "--rejects", str(out), env=ws.env(), cwd=ws.dir)
+    p = isu("import", str(mixed), "--rejects", str(out), env=ws.env(), cwd=ws.dir)
     assert p.returncode == 10, p.stderr
     assert "rejected 1" in p.stdout and "not_in_code_list 1" in p.stdout and str(out) in p.stdout.replace("\n", "")
     assert out.is_file() and "Månen" in out.read_text(encoding="utf-8-sig")
 
 
-def test_default_rejects_file_lands_in_the_current_folder(ws, files):
+def test_default_rejects_file_lands_in_the_current_folder(isu, ws, files):
     _, mixed = files
     (ws.dir / "run").mkdir()
-    p = run_isu("import", str(mixed), env=ws.env(), cwd=ws.dir / "run")
+    p = isu("import", str(mixed), env=ws.env(), cwd=ws.dir / "run")
     assert p.returncode == 10 and (ws.dir / "run" / "mixed.rejects.csv").is_file()
 
 
-def test_two_files_json_and_reimport(ws, files):
+def test_two_files_json_and_reimport(isu, ws, files):
     good, mixed = files
-    p = run_isu("import", str(good), str(mixed), "--json", "--rejects", str(ws.dir / "rej"), env=ws.env(), cwd=ws.dir)
+    p = isu("import", str(good), str(mixed), "--json", "--rejects", str(ws.dir / "rej"), env=ws.env(), cwd=ws.dir)
     assert p.returncode == 10
     res = json.loads(p.stdout)["files"]
     assert [(r["rows_accepted"], r["rows_rejected"]) for r in res] == [(2, 0), (1, 1)]
     assert (ws.dir / "rej" / "mixed.rejects.csv").is_file()
-    p = run_isu("import", str(good), env=ws.env(), cwd=ws.dir)
+    p = isu("import", str(good), env=ws.env(), cwd=ws.dir)
     assert p.returncode == 0 and "already imported" in p.stdout
 
 
-def test_dry_run_and_validate_write_nothing(ws, files):
+def test_dry_run_and_validate_write_nothing(isu, ws, files):
     good, mixed = files
     for args in (("import", "--dry-run"), ("validate",)):
-        p = run_isu(*args, str(mixed), "--json", env=ws.env(), cwd=ws.dir)
+        p = isu(*args, str(mixed), "--json", env=ws.env(), cwd=ws.dir)
         assert p.returncode == 10, p.stderr
         assert json.loads(p.stdout)["dry_run"] is True
-    s = json.loads(run_isu("status", "--json", env=ws.env()).stdout)
+    s = json.loads(isu("status", "--json", env=ws.env()).stdout)
     assert (s["records"], s["imports"], s["key_fingerprint"]) == (0, [], None)
 
 
-def test_validate_without_a_workspace(tmp_path, files):
+def test_validate_without_a_workspace(isu, tmp_path, files):
     good, _ = files
     env = {**os.environ, "ISU_DB": str(tmp_path / "none.duckdb"), "ISU_KEY_FILE": str(files[0].parent / "pool.key")}
-    p = run_isu("validate", str(good), "--json", env=env, cwd=tmp_path)
+    p = isu("validate", str(good), "--json", env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["rows_accepted"] == 2 and not (tmp_path / "none.duckdb").exists()
 
 
-def test_profile_mismatch_exit_3_one_line(ws):
+def test_profile_mismatch_exit_3_one_line(isu, ws):
     header = [("Startdatun" if h == "Startdatum" else h) for h in wide_header()]
     p = write_csv(ws.dir / "m.csv", [{**wide_row(1), "Startdatun": "2024-03-01"}], header)
-    proc = run_isu("import", str(p), "--profile", "generic_sv", env=ws.env(), cwd=ws.dir)
+    proc = isu("import", str(p), "--profile", "generic_sv", env=ws.env(), cwd=ws.dir)
     assert proc.returncode == 3
     err = one_line_error(proc)
     assert "'Startdatum'" in err and "'Startdatun'" in err
 
 
-def test_unreadable_file_exit_3(ws):
+def test_unreadable_file_exit_3(isu, ws):
     (ws.dir / "x.csv").write_bytes(b"\x00\x01\x02")
-    proc = run_isu("import", str(ws.dir / "x.csv"), env=ws.env(), cwd=ws.dir)
+    proc = isu("import", str(ws.dir / "x.csv"), env=ws.env(), cwd=ws.dir)
     assert proc.returncode == 3 and "x.csv" in one_line_error(proc)
 
 
-def test_missing_key_exit_6(ws, files):
+def test_missing_key_exit_6(isu, ws, files):
     good, _ = files
-    proc = run_isu("--key-file", str(ws.dir / "nokey"), "import", str(good), env=ws.env(), cwd=ws.dir)
+    proc = isu("--key-file", str(ws.dir / "nokey"), "import", str(good), env=ws.env(), cwd=ws.dir)
     assert proc.returncode == 6 and "isu key new" in one_line_error(proc)
 
 
-def test_open_key_file_refused(ws, files):
+def test_open_key_file_refused(isu, ws, files):
     good, _ = files
     ws.key_file.chmod(0o644)
-    proc = run_isu("import", str(good), env=ws.env(), cwd=ws.dir)
+    proc = isu("import", str(good), env=ws.env(), cwd=ws.dir)
     assert proc.returncode == 6 and "chmod 600" in one_line_error(proc)
 
 
-def test_missing_workspace_exit_4(tmp_path):
-    proc = run_isu("--db", str(tmp_path / "none.duckdb"), "status")
+def test_missing_workspace_exit_4(isu, tmp_path):
+    proc = isu("--db", str(tmp_path / "none.duckdb"), "status")
     assert proc.returncode == 4 and "isu init" in one_line_error(proc)
 
 
-def test_second_writer_gets_workspace_busy(ws, files):
+def test_second_writer_gets_workspace_busy(isu, ws, files):
+    """Another process holds the workspace: import and status say so in one line, exit 5."""
     good, _ = files
-    holder = duckdb.connect(str(ws.db))  # another process (this one) holds the write lock
+    holder = duckdb.connect(str(ws.db))  # this test process is the other writer
     try:
-        proc = run_isu("import", str(good), env=ws.env(), cwd=ws.dir)
+        procs = [run_isu("import", str(good), env=ws.env(), cwd=ws.dir), run_isu("status", "--json", env=ws.env())]
     finally:
         holder.close()
-    assert proc.returncode == 5
-    assert "workspace busy" in one_line_error(proc)
-    assert run_isu("import", str(good), env=ws.env(), cwd=ws.dir).returncode == 0  # free again
-
-
-def test_status_while_another_process_writes(ws, files):
-    holder = duckdb.connect(str(ws.db))
-    try:
-        proc = run_isu("status", "--json", env=ws.env())
-    finally:
-        holder.close()
-    assert proc.returncode == 5 and "workspace busy" in one_line_error(proc)
+    for proc in procs:
+        assert proc.returncode == 5, proc.stderr
+        assert "workspace busy" in one_line_error(proc)
+    assert isu("import", str(good), env=ws.env(), cwd=ws.dir).returncode == 0  # free again

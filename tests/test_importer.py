@@ -99,6 +99,18 @@ def test_misspelt_optional_column_is_not_silently_dropped(ws):
     assert "'Slutdatun'" in str(e.value) and "'Slutdatum'" in str(e.value)
 
 
+def test_optional_columns_may_be_absent(ws):
+    optional = {c for f, c in WIDE.columns.items() if f in ("sex", "birth_year", "legal_basis", "provider", "ended_on",
+                                                           "end_reason", "goal_attainment")}
+    optional |= {c for tp in ("T1", "T2") for c in WIDE.groups[0].timepoints[tp].values()}
+    header = [h for h in wide_header() if h not in optional]
+    r = ws.import_(write_csv(ws.dir / "min.csv", [wide_row(1), wide_row(2)], header))
+    assert (r.rows_read, r.rows_accepted) == (2, 2), r.errors_by_type
+    k1 = records(ws)["K1"]
+    assert (k1["ended_on"], k1["end_reason"], k1["legal_basis"], k1["sex"]) == (None, None, None, "M")
+    assert measurements(ws)["K1"] == [("T0", "severity04", date(2024, 3, 1), 3.0)]
+
+
 def test_extra_unrelated_columns_are_ignored(ws):
     header = wide_header() + ["Handläggare", "Kommentar"]
     rows = [{**wide_row(1), "Handläggare": "Anna", "Kommentar": "fri text"}]
