@@ -8,6 +8,7 @@
   var HIDDEN = "..";
   var CONFIG = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"]};
   var FIGS = ["beforeafter", "rci", "goals", "funnel", "trend", "attrition"];
+  var PRINT_WIDTH = 1000;  /* CSS pixels across A4 landscape within 12 mm margins */
   var state = {period: M["default"].period, cat: "all", need: "all",
                instr: M.dims.instruments.length ? M.dims.instruments[0].code : "all"};
 
@@ -135,6 +136,13 @@
     }
     var v = values.filter(function (x) { return x != null; });
     return v.length ? [Math.min.apply(null, v), Math.max.apply(null, v)] : [0, 1];
+  }
+  /* Percent ticks in the page's language ("40 %" in Swedish) over a zoomed share axis. */
+  function shareTicks(axis, low, high) {
+    var step = high - low > 0.5 ? 0.2 : high - low > 0.2 ? 0.1 : 0.05, vals = [];
+    for (var v = Math.ceil(low / step - 1e-9) * step; v <= high + 1e-9; v += step) vals.push(Math.round(v * 1000) / 1000);
+    axis.tickvals = vals;
+    axis.ticktext = vals.map(pct);
   }
   function scaleTitle(ins) {
     var better = ins.better === "lower" ? t("better_lower") : ins.better === "higher" ? t("better_higher") : "";
@@ -313,7 +321,7 @@
     var ys = f.points.map(function (p) { return p[2]; }).concat([f.p0, limitAt("lo998", nMin), limitAt("hi998", nMin)]);
     var lowY = Math.max(0, Math.min.apply(null, ys) - 0.05), highY = Math.min(1, Math.max.apply(null, ys) + 0.05);
     lay.yaxis.range = [lowY, highY];
-    lay.yaxis.tickvals = null; lay.yaxis.ticktext = null; lay.yaxis.tickformat = ".0%";
+    shareTicks(lay.yaxis, lowY, highY);
     var traces = [
       line(t("legend_limit_998"), f.lo998, "dot", "l998", true), line("", f.hi998, "dot", "l998", false),
       line(t("legend_limit_95"), f.lo95, "dash", "l95", true), line("", f.hi95, "dash", "l95", false),
@@ -338,11 +346,11 @@
         minus.push(s == null || o("share_improved_ci_low") == null ? null : s - o("share_improved_ci_low"));
       });
       if (!y.some(function (v) { return v != null; })) return;
-      var colour = C.series[gi % C.series.length];
+      var colour = C.series[gi % C.series.length], symbols = ["circle", "diamond", "square", "triangle-up", "x"];
       traces.push({type: "scatter", mode: "lines+markers", name: g.label, customdata: n,
                    x: periods.map(function (p) { return p[1]; }), y: y,
                    line: {color: colour, width: gi === M.focus ? 4 : 2.5, dash: gi === M.focus ? "solid" : "dash"},
-                   marker: {color: colour, size: gi === M.focus ? 14 : 10},
+                   marker: {color: colour, size: gi === M.focus ? 14 : 11, symbol: symbols[gi % symbols.length]},
                    error_y: {type: "data", symmetric: false, array: plus, arrayminus: minus, color: colour, thickness: 1.5, width: 6},
                    hovertemplate: g.label + "<br>%{x}: %{customdata[0]} (" + t("hover_paired_n") + " %{customdata[1]})<extra></extra>"});
     });
@@ -505,9 +513,12 @@
     });
     if (instruments.length < 2) document.getElementById("f-instr-box").hidden = true;
     render();
-    window.addEventListener("beforeprint", function () {
-      FIGS.forEach(function (id) { Plotly.Plots.resize(document.getElementById("fig-" + id)); });
-    });
+    /* Paper is narrower than the screen: fit the charts to an A4 landscape page while printing. */
+    function eachFigure(update) {
+      FIGS.forEach(function (id) { Plotly.relayout(document.getElementById("fig-" + id), update()); });
+    }
+    window.addEventListener("beforeprint", function () { eachFigure(function () { return {width: PRINT_WIDTH}; }); });
+    window.addEventListener("afterprint", function () { eachFigure(function () { return {width: null, autosize: true}; }); });
     document.body.dataset.ready = "1";
   }
   init();

@@ -122,6 +122,8 @@ def layouts(labels: Labels) -> dict[str, dict[str, Any]]:
         ),
         "trend": _base(
             t,
+            scattermode="group",  # comparison areas side by side at each period, not on top of each other
+            scattergap=0.6,
             xaxis={**grid, "type": "category", "title": {"text": t("axis_period")}},
             yaxis={**_share_axis(t("axis_share_improved"), t.lang), "automargin": True},
         ),

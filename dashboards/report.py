@@ -82,7 +82,8 @@ def _sections(t: Labels) -> str:
 
 def _notes(t: Labels, threshold: int) -> str:
     items = "".join(
-        f"\n      <dt>{escape(t(term, k=threshold))}</dt><dd>{escape(t(text, k=threshold))}</dd>" for term, text in NOTES
+        f"\n      <dt>{escape(t(term, k=threshold))}</dt><dd>{escape(t(text, k=threshold, k_low=threshold - 1))}</dd>"
+        for term, text in NOTES
     )
     return f"    <dl>{items}\n    </dl>"
 

@@ -181,14 +181,13 @@ def _check_fingerprint(con: duckdb.DuckDBPyConnection, key: PoolKey, dry_run: bo
 def _write_records(con: duckdb.DuckDBPyConnection, res: ImportResult) -> None:
     """Upsert by (municipality, record_key); a record's measurements are replaced with it."""
     cols = ", ".join(RECORD_COLS)
-    hashed = ", ".join(f"coalesce(CAST(r.{c} AS VARCHAR), '')" for c in RECORD_COLS)
+    # a 64-bit content hash: the record's fields xor the xor of its measurements' hashes (order-free)
     con.execute(f"""
         CREATE TEMP TABLE _new AS
-        SELECT r.*, md5(concat_ws('|', {hashed}, coalesce(m.ms, ''))) AS row_hash,
+        SELECT r.*, CAST(xor(hash({", ".join("r." + c for c in RECORD_COLS)}), coalesce(m.h, 0)) AS VARCHAR) AS row_hash,
                o.row_hash AS old_hash, o.record_key IS NOT NULL AS existed
         FROM _acc_records r
-        LEFT JOIN (SELECT municipality, record_key,
-                          string_agg(concat_ws(',', timepoint, instrument, measured_on, value), ';' ORDER BY timepoint, instrument) AS ms
+        LEFT JOIN (SELECT municipality, record_key, bit_xor(hash(timepoint, instrument, measured_on, value)) AS h
                    FROM _acc_meas GROUP BY ALL) m USING (municipality, record_key)
         LEFT JOIN records o USING (municipality, record_key)""")
     res.records_inserted, res.records_updated, res.records_unchanged = fetch_one(con, 

@@ -101,6 +101,7 @@ def export_package(
     if municipality is not None and municipality not in present:
         raise IsuError(f"municipality {municipality} has no records in this workspace (it holds {', '.join(present)})")
     codes = [municipality] if municipality else present
+    con.execute("SET enable_progress_bar = false")  # DuckDB would draw it on stdout, into --json
     rcols = ", ".join(record_columns())
     mcols = ", ".join(f"m.{c}" for c in measurement_columns())
     if not out.parent.is_dir():

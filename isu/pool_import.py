@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -146,7 +148,7 @@ def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: dict[st
     except duckdb.ConstraintException:
         raise _duplicate_culprit(chunk, staged) from None
     finished = _now()
-    log, meta, results = [], [], []
+    log, meta, results = [], {}, []
     for tag, pkg in enumerate(chunk):
         mf, (new, replaced, removed) = pkg.manifest, counts[tag]
         n = mf.file("records").rows
@@ -156,11 +158,11 @@ def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: dict[st
                     "started_at": started, "finished_at": finished, "toolkit_version": __version__,
                     "key_fingerprint": mf.key_fingerprint})
         facts = json.dumps({"sha256": pkg.sha256, "created_at": mf.created_at.isoformat()})
-        meta += [{"key": _meta_key(code), "value": facts} for code in mf.codes]
+        meta.update({_meta_key(code): facts for code in mf.codes})  # the latest package of each wins
         results.append({"status": IMPORTED, "import_id": ids[tag], "records_new": new,
                         "records_replaced": replaced, "records_removed": removed})
     con.register("pool_stage_log", pa.Table.from_pylist(log))
-    con.register("pool_stage_meta", pa.Table.from_pylist(meta))
+    con.register("pool_stage_meta", pa.table({"key": list(meta), "value": list(meta.values())}))
     con.execute(f"INSERT INTO imports ({', '.join(log[0])}) SELECT * FROM pool_stage_log")
     con.execute("INSERT OR REPLACE INTO meta SELECT * FROM pool_stage_meta")
     return results
@@ -188,12 +190,16 @@ def _import_chunk(con: duckdb.DuckDBPyConnection, chunk: list[Package], progress
     cols = {t: ", ".join(_COLUMNS[t]()) for t in TABLES}
     con.complete()  # DuckDB 2: sql() and register() wait for no pending result of execute()
     schemas = {t: con.sql(f"SELECT {cols[t]} FROM {t} LIMIT 0").to_arrow_table().schema for t in TABLES}
-    parts: dict[str, list[pa.Table]] = {t: [] for t in TABLES}
-    for tag, pkg in enumerate(chunk):
-        for t in TABLES:
-            parts[t].append(_read(pkg, t, schemas[t], tag))
-        progress()
-    staged = {t: pa.concat_tables(parts[t]) for t in TABLES}
+
+    def read(tag: int) -> dict[str, pa.Table]:
+        return {t: _read(chunk[tag], t, schemas[t], tag) for t in TABLES}
+
+    parts = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # Arrow and hashlib release the GIL
+        for part in pool.map(read, range(len(chunk))):  # in order: the first refusal is the first package's
+            parts.append(part)
+            progress()
+    staged = {t: pa.concat_tables([p[t] for p in parts]) for t in TABLES}
     try:
         for t in TABLES:
             con.register(_STAGE[t], staged[t])

@@ -23,6 +23,7 @@ __all__ = ["Source", "inspect_file", "csv_scan_sql", "read_xlsx", "CP1252_FIX"]
 
 DELIMITERS = (";", ",", "\t", "|")
 CHUNK = 4 << 20
+_C1 = bytes(range(0x80, 0xA0))
 
 # Latin-1 decoding of the bytes 0x80-0x9F → what Windows-1252 means by them (undefined bytes kept).
 _fix = {chr(b): bytes([b]).decode("cp1252", errors="ignore") for b in range(0x80, 0xA0)}
@@ -38,21 +39,24 @@ class Source:
     kind: str  # 'csv' or 'xlsx'
     encoding: str | None = None  # 'utf-8' or 'cp1252' for CSV
     bom: bool = False
+    c1_bytes: bool = False  # any byte 0x80-0x9F: only then does cp1252 differ from Latin-1
     delimiter: str | None = None
     header: tuple[str, ...] = ()
 
 
-def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes]:
-    """One pass: SHA-256, whether all bytes are UTF-8, BOM, and the first chunk."""
+def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool]:
+    """One pass: SHA-256, whether all bytes are UTF-8, BOM, the first chunk, any byte 0x80-0x9F."""
     h = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8 = True
+    c1 = False
     first = b""
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
             if not first:
                 first = chunk
             h.update(chunk)
+            c1 = c1 or len(chunk.translate(None, _C1)) != len(chunk)
             if utf8:
                 try:
                     decoder.decode(chunk)
@@ -63,7 +67,7 @@ def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes]:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
-    return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), first.startswith(codecs.BOM_UTF8), first
+    return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), first.startswith(codecs.BOM_UTF8), first, c1
 
 
 def _first_record(text: str, delimiter: str | None) -> tuple[str, list[str]]:
@@ -89,7 +93,7 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        sha, found, bom, first = _digest_and_encoding(path)
+        sha, found, bom, first, c1 = _digest_and_encoding(path)
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
     if not first:
@@ -108,7 +112,7 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
     if len(set(header)) != len(header):
         dup = sorted({h for h in header if header.count(h) > 1})
         raise InputError(f"{path}: the header repeats column names {dup}; each column needs its own name")
-    return Source(path, sha, "csv", enc, bom, delim, tuple(header))
+    return Source(path, sha, "csv", enc, bom, c1, delim, tuple(header))
 
 
 def _quote(s: str) -> str:

@@ -33,7 +33,7 @@ def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, s
 
     ``checks`` receives (error column, value column, source column) for every check, for ``isu.rejects``.
     """
-    text = text_layer(profile, set(src.header), cp1252=src.encoding == "cp1252", municipality=municipality)
+    text = text_layer(profile, set(src.header), cp1252=src.encoding == "cp1252" and src.c1_bytes, municipality=municipality)
     typed = typed_layer(profile, text)
     checks.extend((f"_e{i}", f"_v{i}", column) for i, column in enumerate(typed.errors))
     con.execute("DROP TABLE IF EXISTS _stage")

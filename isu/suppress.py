@@ -3,7 +3,7 @@
 API (generic; knows nothing of the store)::
 
     suppress(inner, dims, tables, *, value="n", k=5, contributor=None, forced=None,
-             weights="value", singletons=True) -> SuppressionResult
+             weights="sqrt", singletons=True, box_width=12) -> SuppressionResult
     audit(result, *, lp_max_cells=2000, rank_max_unknowns=3000) -> dict      # from isu.audit
 
 * ``inner``: one row per leaf cell (a leaf code in every ``Dimension`` column) with a non-negative
@@ -13,8 +13,9 @@ API (generic; knows nothing of the store)::
 * ``tables``: ``[(name, [broken-down dims])]``; a table publishes every combination of every code of
   its broken-down dims, the other dims at their total. Cells with equal coordinates are one cell.
 * ``forced``: cells (dim columns; a missing column means the total) to hide as primary.
-* ``weights``: ``"value"`` (cost 1 + count: few and small suppressions), ``"count"`` (cost 1) or a
-  function of the count array.
+* ``weights``: cost of hiding a cell, to minimise in total: ``"sqrt"`` (1 + √count, default: few
+  and small suppressions), ``"value"`` (1 + count), ``"count"`` (1: fewest cells) or a function of
+  the count array. ``box_width``: candidates per dimension in the box search (more: better, slower).
 
 Rules: a published count 1..k−1 is *primary* (0 is published: a zero cell is never hidden, which keeps
 every inner cell under a hidden cell positive). *Secondary* cells are added until every hidden cell h
@@ -111,12 +112,14 @@ def _cell_ids(model: Model, frame: pl.DataFrame | None) -> np.ndarray:
 def _costs(values: np.ndarray, weights: str | Callable) -> np.ndarray:
     if callable(weights):
         cost = np.asarray(weights(values), dtype=np.float64)
+    elif weights == "sqrt":
+        cost = 1.0 + np.sqrt(values)
     elif weights == "value":
         cost = 1.0 + values
     elif weights == "count":
         cost = np.ones(len(values))
     else:
-        raise IsuError(f"weights must be 'value', 'count' or a function, not {weights!r}")
+        raise IsuError(f"weights must be 'sqrt', 'value', 'count' or a function, not {weights!r}")
     return np.where(values > 0, cost, BIG)
 
 
@@ -148,7 +151,7 @@ class _Insiders:
 
 def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str, list[str]]], *, value: str = "n",
              k: int = 5, contributor: str | None = None, forced: pl.DataFrame | None = None,
-             weights: str | Callable = "value", singletons: bool = True, box_width: int = 6) -> SuppressionResult:
+             weights: str | Callable = "sqrt", singletons: bool = True, box_width: int = 12) -> SuppressionResult:
     """Primary + secondary suppression of all ``tables`` in one consistent pattern (see module doc)."""
     t0 = time.perf_counter()
     if k < 1:
@@ -164,17 +167,8 @@ def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str,
     search = BoxSearch(model, cost, len(model.contributors), box_width)
     ins = _Insiders(model, singletons)
     level = (model.cell_codes >= np.array([d.n_leaves for d in model.dims])).sum(1)
-    import os
-    mode = os.environ.get("ISU_ORDER", "agg")
-    if mode == "agg":
-        keyo = (primaries, -vals[primaries], -level[primaries])
-    elif mode == "leaf":
-        keyo = (primaries, -vals[primaries], level[primaries])
-    elif mode == "small":
-        keyo = (primaries, vals[primaries], -level[primaries])
-    else:
-        keyo = (primaries, -vals[primaries])
-    queue = deque(primaries[np.lexsort(keyo)].tolist())
+    # most aggregated first (fewest ways to protect), then larger values; ids make the order total
+    queue = deque(primaries[np.lexsort((primaries, -vals[primaries], -level[primaries]))].tolist())
     covered = np.zeros(model.n_cells, dtype=bool)
     unavoided: dict[int, set[int]] = {}
     certs: list[tuple[np.ndarray, np.ndarray]] = []

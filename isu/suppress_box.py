@@ -20,6 +20,7 @@ import itertools
 
 import numpy as np
 
+from isu import suppress_kernel as kernel
 from isu.suppress_model import DimIndex, Model
 
 __all__ = ["BIG", "BoxSearch"]
@@ -38,8 +39,9 @@ def _contract(t: np.ndarray, mats: list[np.ndarray]) -> np.ndarray:
 class DimCandidates:
     """Per code: signed leaf vectors u whose effect v = M·u is non-zero on that code."""
 
-    def __init__(self, d: DimIndex):
+    def __init__(self, d: DimIndex, width: int):
         self.d = d
+        self.width = width
         self.cache: dict[int, tuple[np.ndarray, ...]] = {}
         m = d.mem.astype(np.int64)
         self.symdiff = m.sum(0)[:, None] + m.sum(0)[None, :] - 2 * (m.T @ m)
@@ -59,10 +61,10 @@ class DimCandidates:
         lp, lm = np.concatenate(lp), np.concatenate(lm)
         v = d.mem[:, lp].astype(np.int8) - np.where(lm >= 0, d.mem[:, np.maximum(lm, 0)], False).astype(np.int8)
         nz = v != 0
-        width = int(nz.sum(0).max())
-        sup = np.argsort(~nz, axis=0, kind="stable")[:width].T
+        sup = np.argsort(~nz, axis=0, kind="stable")[: self.width].T
         sup = np.where(np.take_along_axis(nz.T, sup, axis=1), sup, d.n)
-        got = (lp, lm, sup, np.flatnonzero(lm < 0))
+        sup = np.pad(sup, ((0, 0), (0, self.width - sup.shape[1])), constant_values=d.n)
+        got = (lp, lm, np.ascontiguousarray(sup), np.flatnonzero(lm < 0), nz.sum(0).astype(np.int64))
         self.cache[code] = got
         return got
 
@@ -108,6 +110,8 @@ class TableSearch:
         self.corner_contrib[inner_l] = contrib.reshape(lshape)
         self.corner_single = np.full(lpad, -1, dtype=np.int64)
         self.corner_single[inner_l] = single.reshape(lshape)
+        self.wstr = np.array(self.w.strides, dtype=np.int64) // self.w.itemsize
+        self.zstr = np.array([int(np.prod(lpad[a + 1:], dtype=np.int64)) for a in range(len(lpad))], dtype=np.int64)
 
     def leaves_under(self, tk: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = np.searchsorted(self.tkey, [tk, tk + 1])
@@ -119,7 +123,9 @@ class BoxSearch:
 
     def __init__(self, model: Model, cost: np.ndarray, n_contrib: int, k_per_dim: int = 6):
         self.m = model
-        self.cands = [DimCandidates(d) for d in model.dims]
+        width = max(2 * d.anc.shape[1] for d in model.dims)
+        self.cands = [DimCandidates(d, width) for d in model.dims]
+        self.use_kernel = kernel.AVAILABLE
         self.tabs = [TableSearch(model, i, cost) for i in range(len(model.tables))]
         self.cost = cost
         self.n_contrib = n_contrib
@@ -184,7 +190,7 @@ class BoxSearch:
 
     def _axis(self, ts: TableSearch, at: tuple, a: int, k: int):
         """Top-k candidate leaf vectors on one axis, scored by their cost along h's own fibre."""
-        lp, lm, sup, singles = self.cands[ts.t.bdims[a]].get(int(at[a]))
+        lp, lm, sup, singles, _ = self.cands[ts.t.bdims[a]].get(int(at[a]))
         idx = list(at)
         idx[a] = slice(None)
         score = ts.w[tuple(idx)][sup].sum(1)
@@ -198,6 +204,27 @@ class BoxSearch:
         return lp[sel], lm[sel], sup[sel]
 
     def _boxes(self, h: int, ti: int, forbid: set[int]):
+        if self.use_kernel and self.tabs[ti].t.bdims:
+            return self._boxes_kernel(h, ti, forbid)
+        return self._boxes_numpy(h, ti, forbid)
+
+    def _boxes_kernel(self, h: int, ti: int, forbid: set[int]):
+        ts = self.tabs[ti]
+        at = np.array(np.unravel_index(ts.pos[h], ts.shape_p), dtype=np.int64)
+        got = [self.cands[j].get(int(at[a])) for a, j in enumerate(ts.t.bdims)]
+        lp = np.concatenate([g[0] for g in got])
+        lm = np.concatenate([g[1] for g in got])
+        off = np.concatenate([[0], np.cumsum([len(g[0]) for g in got])]).astype(np.int64)
+        f = np.array(sorted(forbid), dtype=np.int64)
+        rows, costs = kernel.best_boxes(ts.w.ravel(), ts.wstr, at, lp, lm, np.concatenate([g[2] for g in got]),
+                                        np.concatenate([g[4] for g in got]), off, self.k, ts.zero.ravel(), ts.zstr,
+                                        f, ts.corner_contrib.ravel(), ts.corner_single.ravel(), self.n_contrib, 8)
+        for r, c in zip(rows, costs):
+            if r[0] < 0 or c >= BIG:
+                break
+            yield [(int(lp[i]), int(lm[i])) for i in r]
+
+    def _boxes_numpy(self, h: int, ti: int, forbid: set[int]):
         ts = self.tabs[ti]
         t = ts.t
         at = np.unravel_index(ts.pos[h], ts.shape_p)

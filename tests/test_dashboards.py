@@ -70,7 +70,7 @@ def test_labels_use_the_code_lists_and_fall_back_to_the_code():
     assert sv.geo("pool", "sodertorn") == "Södertörn"
     assert sv.period("2024H1") == "2024, halvår 1" and en.period("2024H2") == "2024, half-year 2"
     assert sv.period("2024") == "2024" and en.period("all") == "All periods"
-    assert "5" in sv("note_threshold", k=5)
+    assert "1 och 4" in sv("note_threshold", k=5, k_low=4)
 
 
 def test_unknown_language_is_a_clear_error():
@@ -286,3 +286,50 @@ def test_cli_errors_are_one_line_with_exit_codes(workspace, tmp_path):
     res = run_isu("--db", str(empty), "dashboard", "--out", str(tmp_path / "x.html"))
     assert res.returncode == NoPublication.exit_code
     assert res.stderr.strip() == "error: the workspace holds no published tables yet; run 'isu publish' first"
+
+
+# ---- end to end: import → publish → dashboard ---------------------------------------------------
+
+
+def test_dashboard_from_a_real_publication(ws, tmp_path):
+    """The page shows exactly what ``isu.publish`` published for the focus, and nothing it hid."""
+    import random
+
+    from conftest import wide_row, write_csv
+    from isu.publish import publish
+
+    rnd = random.Random(4)
+    rows = []
+    for i in range(1, 151):
+        t0 = rnd.choice([2, 3, 4])
+        t1 = str(max(0, t0 - rnd.choice([0, 1, 1, 2, 3]))) if rnd.random() < 0.8 else ""
+        rows.append(wide_row(
+            i, municipality=rnd.choice(["0127", "0140", "0126"]), need_area=rnd.choice(["Boende", "Alkohol", "Psykisk hälsa"]),
+            intervention_code=rnd.choice(["FAM", "KP"]), T0_value=str(t0), T1_value=t1, T1_date="2024-06-01" if t1 else "",
+            goal_attainment=rnd.choice(["1", "2", "3", "4"]),
+        ))  # fmt: skip
+    ws.import_(write_csv(tmp_path / "export.csv", rows))
+    result = publish(ws.db, k=5, lp_max_cells=0)
+    page = build_dashboard(ws.db, tmp_path / "d.html", municipality="0127")
+    model = page_data(page.path.read_text("utf-8"))
+    assert page.publication_id == result.publication_id
+
+    cells = result.cells.filter(
+        (pl.col("geo_code") == "0127") & (pl.col("sex") == "all") & (pl.col("age_band") == "all")
+        & (pl.col("instrument") == "severity04")
+    )  # fmt: skip
+    measures = model["measures"]["instrument"]
+    seen_shown = seen_hidden = 0
+    for row in cells.iter_rows(named=True):
+        if row["measure"] not in measures:
+            continue
+        values = model["cells"][f"0|{row['period']}|{row['category']}|{row['need_area']}|severity04"]
+        i = measures.index(row["measure"])
+        got = values[i] if i < len(values) else None
+        if row["status"] == "shown":
+            assert got == pytest.approx(row["value"], abs=5e-4), row
+            seen_shown += 1
+        else:
+            assert got is None, row
+            seen_hidden += 1
+    assert seen_shown > 20 and seen_hidden > 20

@@ -215,8 +215,8 @@ def bulky(tmp_path_factory):
     key = new_key(d / "pool.key")
     old = d / "old"
     old.mkdir()
-    first = export_all(old, key, codes=("2303",), n=1000)["2303"]
-    packages = export_all(d, key, n=2000)
+    first = export_all(old, key, codes=("2303",), n=600)["2303"]
+    packages = export_all(d, key, n=1200)
     region = d / "before.duckdb"
     con = connect(region, create=True)
     from isu.pool import import_packages

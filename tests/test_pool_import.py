@@ -217,3 +217,44 @@ def test_period_and_counts_are_held_to_the_rows(world, region, tmp_path):
     empty_ok = repack(packages["2326"], tmp_path / "fewer.zip",
                       measurements=lambda t: t.filter(pc.equal(t.column("timepoint"), "T0")))
     assert run(region, [empty_ok])["imported"] == 1
+
+
+def test_a_package_of_two_municipalities_and_a_newer_one_of_one(world, region, tmp_path):
+    _, key, _ = world
+    both_db = tmp_path / "both.duckdb"
+    fill_workspace(both_db, key, "2303", people_of(0))
+    fill_workspace(both_db, key, "2305", people_of(1), seed=1)
+    con = connect(both_db, read_only=True)
+    export_package(con, tmp_path / "both.zip")
+    con.close()
+    newer, _ = _newer_2303(world, tmp_path)
+    for i, order in enumerate(([tmp_path / "both.zip", newer], [newer, tmp_path / "both.zip"])):
+        db = tmp_path / f"r{i}.duckdb"
+        connect(db, create=True).close()
+        assert run(db, order)["imported"] == 2
+        # 2305 comes from the two-municipality package, 2303 from the newer one, whatever the order
+        assert query(db, "SELECT municipality, count(*), min(record_key LIKE '%-v2') FROM records GROUP BY 1 "
+                         "ORDER BY 1") == [("2303", 9, True), ("2305", 14, False)]
+    # across commands: the two-municipality package is now older for 2303 but not for 2305: refused
+    db = tmp_path / "r-late.duckdb"
+    connect(db, create=True).close()
+    run(db, [newer])
+    refused(db, [tmp_path / "both.zip"], "some of its municipalities already have newer packages")
+
+
+def test_chunks_give_the_same_result_as_one_transaction(world, tmp_path, monkeypatch):
+    import isu.pool_import
+
+    _, _, packages = world
+    newer, _ = _newer_2303(world, tmp_path)
+    order = [*packages.values(), newer]
+    whole, chunked = tmp_path / "whole.duckdb", tmp_path / "chunked.duckdb"
+    for db in (whole, chunked):
+        connect(db, create=True).close()
+    a = run(whole, order)
+    monkeypatch.setattr(isu.pool_import, "CHUNK_RECORDS", 20)  # one or two packages per chunk
+    b = run(chunked, order)
+    assert snapshot(whole, ids=False) == snapshot(chunked, ids=False)
+    strip = lambda s: [{k: v for k, v in p.items() if k != "import_id"} for p in s["packages"]]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert [p["records_removed"] for p in b["packages"] if p["package"] == str(newer)] == [14]
