@@ -24,7 +24,7 @@ from plotly.offline import get_plotlyjs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from isu.dashboards import build_dashboard, report  # noqa: E402
+from isu.dashboards import build_dashboard, report
 
 BUDGET_SECONDS = 3.0
 BUDGET_BYTES = 6_000_000

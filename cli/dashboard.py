@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
-
 from isu.dashboards import build_dashboard
 
 from .main import emit
@@ -18,10 +16,10 @@ def dashboard_cmd(
     ctx: typer.Context,
     out_file: Path = typer.Option(Path("isu-dashboard.html"), "--out", help="HTML file to write."),
     lang: str = typer.Option("sv", "--lang", help="Language of the page: sv (default) or en."),
-    municipality: Optional[str] = typer.Option(
+    municipality: str | None = typer.Option(
         None, "--municipality", help="Focus on one municipality (SCB code, e.g. 0127), compared with its county, pool and all."
     ),
-    region: Optional[str] = typer.Option(
+    region: str | None = typer.Option(
         None, "--region", help="Focus on a county (code, e.g. 01) or a pool (code from pools.csv, e.g. sodertorn)."
     ),
     json_: bool = typer.Option(False, "--json", help="Print one JSON summary object."),

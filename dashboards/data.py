@@ -8,16 +8,17 @@ used only when its status is ``shown``; every other cell reaches the page as ``N
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import duckdb
 import polars as pl
 
 from isu.errors import WorkspaceError
 
-__all__ = ["NoPublication", "Publication", "latest_publication", "published_geos", "load_cells"]
+__all__ = ["NoPublication", "Publication", "latest_publication", "load_cells", "published_geos"]
 
 KEYS = ["geo_level", "geo_code", "period", "category", "need_area", "instrument"]
 

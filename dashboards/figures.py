@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from .labels import Labels
 
-__all__ = ["PALETTE", "COLOURS", "FONT", "Section", "SECTIONS", "layouts"]
+__all__ = ["COLOURS", "FONT", "PALETTE", "SECTIONS", "Section", "layouts"]
 
 #: Okabe & Ito (2008), "Color Universal Design".
 PALETTE = {
@@ -111,9 +111,15 @@ def layouts(labels: Labels) -> dict[str, dict[str, Any]]:
             xaxis2={**grid, "domain": [0.66, 1], "title": {"text": t("axis_change")},
                     "zeroline": True, "zerolinecolor": "#333", "zerolinewidth": 2},
             yaxis=_rows_axis(),
-        ),  # fmt: skip
-        "rci": _base(t, barmode="stack", legend=_legend(traceorder="normal"), xaxis=_share_axis(t("axis_share_clients"), t.lang), yaxis=_rows_axis()),
-        "goals": _base(t, barmode="stack", legend=_legend(traceorder="normal"), margin={"l": 20, "r": 30, "t": 90, "b": 70}, xaxis=_share_axis(t("axis_share_all"), t.lang), yaxis=_rows_axis()),
+        ),
+        "rci": _base(
+            t, barmode="stack", legend=_legend(traceorder="normal"),
+            xaxis=_share_axis(t("axis_share_clients"), t.lang), yaxis=_rows_axis(),
+        ),
+        "goals": _base(
+            t, barmode="stack", legend=_legend(traceorder="normal"), margin={"l": 20, "r": 30, "t": 90, "b": 70},
+            xaxis=_share_axis(t("axis_share_all"), t.lang), yaxis=_rows_axis(),
+        ),
         "funnel": _base(
             t,
             xaxis={**grid, "title": {"text": t("axis_paired_n")}, "rangemode": "tozero"},

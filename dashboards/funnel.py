@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-__all__ = ["LEVELS", "P_STEP", "n_grid", "control_limits", "limit_table"]
+__all__ = ["LEVELS", "P_STEP", "control_limits", "limit_table", "n_grid"]
 
 #: Two-sided coverage of the drawn limits: about 2 and 3 standard errors.
 LEVELS = (0.95, 0.998)
@@ -50,7 +50,7 @@ def limit_table(n_max: float, levels: tuple[float, ...] = LEVELS) -> dict[str, l
     the two rows around its share, which is exact to well under a percentage point.
     """
     grid = n_grid(n_max)
-    p0 = np.linspace(0.0, 1.0, int(round(1 / P_STEP)) + 1).reshape(-1, 1)
+    p0 = np.linspace(0.0, 1.0, round(1 / P_STEP) + 1).reshape(-1, 1)
     table: dict[str, list] = {"p_step": P_STEP, "n": grid.tolist()}
     for level in levels:
         lo, hi = control_limits(p0, grid, level)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from isu.errors import IsuError
 from isu.schemas import code_list
 
-__all__ = ["LANGS", "CATALOGUE", "Labels", "UnknownLanguage", "catalogue", "load_labels"]
+from isu.errors import IsuError
+
+__all__ = ["CATALOGUE", "LANGS", "Labels", "UnknownLanguage", "catalogue", "load_labels"]
 
 LANGS = ("sv", "en")
 CATALOGUE = Path(__file__).with_name("labels.csv")

@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 import polars as pl
-
 from isu.schemas import code_list
 
 from .data import Publication
@@ -20,7 +19,7 @@ from .funnel import limit_table
 from .labels import Labels
 from .scope import Scope
 
-__all__ = ["general_measures", "OUTCOME_MEASURES", "TREND_MEASURES", "FUNNEL_MEASURES", "build_model", "goal_levels"]
+__all__ = ["FUNNEL_MEASURES", "OUTCOME_MEASURES", "TREND_MEASURES", "build_model", "general_measures", "goal_levels"]
 
 #: Measures about records whatever the instrument (cells with instrument ``all``).
 GENERAL_MEASURES_BASE = ["records", "clients"]
@@ -52,7 +51,7 @@ def _round(measure: str, value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if measure.endswith("_n") or measure in ("records", "clients"):
-        return int(round(value))
+        return round(value)
     value = round(float(value), 3)
     return int(value) if value.is_integer() else value
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from html import escape
 from pathlib import Path
 from string import Template
@@ -56,7 +56,7 @@ class DashboardResult:
                 "publication_id": self.publication_id, "focus": self.focus, "lang": self.lang}  # fmt: skip
 
 
-@lru_cache(maxsize=None)
+@cache
 def _asset(name: str) -> str:
     return (HERE / name).read_text(encoding="utf-8")
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from isu.errors import IsuError
 from isu.schemas import code_list
+
+from isu.errors import IsuError
 
 from .labels import Labels
 
@@ -60,7 +61,7 @@ def resolve_scope(
     """The scope for the options given, checked against the (level, code) pairs the publication holds."""
     if municipality and region:
         raise UnknownArea("give either --municipality or --region, not both")
-    geo = lambda level, code: Geo(level, code, labels.geo(level, code))  # noqa: E731
+    geo = lambda level, code: Geo(level, code, labels.geo(level, code))
     munis = sorted(code for level, code in available if level == "municipality")
     members = [geo("municipality", code) for code in munis]
 

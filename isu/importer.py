@@ -23,7 +23,7 @@ from . import rejects as rejects_mod
 from .errors import InputError, KeyFileError, ProfileMismatch
 from .keys import PoolKey
 from .pseudonym import hmac_params
-from .read import Source, csv_scan_sql, inspect_file, read_xlsx
+from .read import Source, csv_scan_sql, inspect_file, read_xlsx, register_transcoded
 from .stage import build_stage, stage_tables
 from .store import fetch_one, transaction
 
@@ -86,13 +86,28 @@ def choose_profile(src: Source, name: str | None, municipality: str | None) -> P
         raise InputError(str(e)) from None
     fitting = [p for p in candidates if not _missing(p, src.header, municipality)]
     if fitting:
-        return max(fitting, key=lambda p: sum(c in src.header for c in p.source_columns()))
+        chosen = max(fitting, key=lambda p: sum(c in src.header for c in p.source_columns()))
+        _check_misspelt(chosen, src)
+        return chosen
     best = max(candidates, key=lambda p: sum(c in src.header for c in p.source_columns()))
     what, col = _missing(best, src.header, municipality)[0]
     near = difflib.get_close_matches(col, src.header, n=1, cutoff=0.5)
     hint = f"; nearest in the file: {near[0]!r}" if near else f"; the file has: {', '.join(src.header[:12])}"
     extra = " (or pass --municipality CODE)" if what == "municipality" else ""
     raise ProfileMismatch(f"{src.path.name}: column {col!r} ({what}) not found for profile {best.name!r}{extra}{hint}")
+
+
+def _check_misspelt(profile: Profile, src: Source) -> None:
+    """A header column the profile does not know, close to one it expects but lacks, is a typo:
+    ignoring it would silently drop that field (say, every end date), so it is an error."""
+    expected = set(profile.source_columns())
+    unknown = [h for h in src.header if h not in expected]
+    for col in expected - set(src.header):
+        near = difflib.get_close_matches(col, unknown, n=1, cutoff=0.8)
+        if near:
+            raise ProfileMismatch(
+                f"{src.path.name}: column {col!r} of profile {profile.name!r} not found, but the file has {near[0]!r}; "
+                "rename the column or use a profile that names it")
 
 
 def import_file(
@@ -127,6 +142,8 @@ def import_file(
     if src.kind == "xlsx":
         con.register("_isu_xlsx", read_xlsx(src.path, prof.sheet))
         scan = "_isu_xlsx"
+    elif src.encoding == "cp1252" and src.c1_bytes:
+        scan = register_transcoded(con, src)
     else:
         scan = csv_scan_sql(src)
     checks: list = []
@@ -136,8 +153,8 @@ def import_file(
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as e:
             raise InputError(f"{src.path.name}: cannot read as {src.encoding} text with delimiter {src.delimiter!r} ({str(e).splitlines()[0][:200]})") from None
         finally:
-            if src.kind == "xlsx":
-                con.unregister("_isu_xlsx")
+            if not scan.startswith("read_csv"):
+                con.unregister(scan)
         counts = stage_tables(con, prof, checks)
         res.rows_read = counts["parsed"] + len(malformed)
         res.rows_rejected = counts["rejected"] + len(malformed)

@@ -148,10 +148,10 @@ def plan(a: Aggregates, k: int, *, lp_max_cells: int = 2000, municipal_insiders:
         dirty = {name for name, f in extra.items() if not f.is_empty()}
         if not dirty:
             break
-        for name in dirty:  # forced cells only grow, so the loop ends
+        for name in dirty:  # keep every hidden cell hidden and add the new ones: the hidden set only grows
             dim_cols = [d.name for d in calls[name][1]]
-            before = [forced[name]] if forced[name] is not None else []
-            forced[name] = pl.concat([*before, extra[name].select(dim_cols)]).unique(maintain_order=True)
+            hidden = res[name].cells.filter(pl.col("status").is_in(HIDDEN)).select(dim_cols)
+            forced[name] = pl.concat([hidden, extra[name].select(dim_cols)]).unique().sort(dim_cols)
     else:
         raise RuntimeError("records/t0_n link did not settle; this is a bug in isu.publish")
     t1 = time.perf_counter()

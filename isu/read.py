@@ -4,8 +4,9 @@ CSV is read by DuckDB itself (streaming, parallel, malformed lines collected rat
 XLSX by fastexcel into Arrow. Every column arrives as text; typing is the validator's job, so a
 bad value becomes a reported reject instead of a failed read.
 
-Encodings: UTF-8 (with or without BOM) and Windows-1252. DuckDB has Latin-1 built in; cp1252
-differs from Latin-1 only in bytes 0x80-0x9F, which ``CP1252_FIX`` maps back after reading.
+Encodings: UTF-8 (with or without BOM) and Windows-1252. DuckDB has Latin-1 built in, and cp1252
+differs from it only in bytes 0x80-0x9F (€, curly quotes…), which DuckDB's Latin-1 refuses: a file
+with such bytes is transcoded in memory instead (``register_transcoded``).
 """
 
 from __future__ import annotations
@@ -19,15 +20,12 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["Source", "inspect_file", "csv_scan_sql", "read_xlsx", "CP1252_FIX"]
+__all__ = ["Source", "inspect_file", "csv_scan_sql", "register_transcoded", "read_xlsx"]
 
 DELIMITERS = (";", ",", "\t", "|")
 CHUNK = 4 << 20
 _C1 = bytes(range(0x80, 0xA0))
 
-# Latin-1 decoding of the bytes 0x80-0x9F → what Windows-1252 means by them (undefined bytes kept).
-_fix = {chr(b): bytes([b]).decode("cp1252", errors="ignore") for b in range(0x80, 0xA0)}
-CP1252_FIX = {k: v for k, v in _fix.items() if v}
 
 
 @dataclass(frozen=True)
@@ -73,13 +71,13 @@ def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool]:
 def _first_record(text: str, delimiter: str | None) -> tuple[str, list[str]]:
     lines = text.splitlines()
     if not lines or not lines[0].strip():
-        raise InputError("the file is empty or its first line is blank; expected a header row with column names")
+        raise InputError("the first line is blank; expected a header row with column names")
     head = lines[0]
     if delimiter is None:
         counts = {d: head.count(d) for d in DELIMITERS}
         delimiter = max(counts, key=counts.get)
         if counts[delimiter] == 0:
-            raise InputError("could not find a delimiter in the header row (tried ; , tab |); is this a CSV export?")
+            raise InputError("no delimiter in the header row (tried ; , tab |); is this a CSV export?")
     try:
         header = next(csv.reader(io.StringIO(text), delimiter=delimiter, quotechar='"'))
     except (csv.Error, StopIteration) as e:
@@ -108,7 +106,10 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
     if enc not in ("utf-8", "cp1252", "latin-1"):
         raise InputError(f"{path}: encoding {enc!r} is not supported (use UTF-8 or Windows-1252)")
     text = first[3 if bom else 0 :].decode(enc if enc != "latin-1" else "latin-1", errors="replace")
-    delim, header = _first_record(text, delimiter)
+    try:
+        delim, header = _first_record(text, delimiter)
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
     if len(set(header)) != len(header):
         dup = sorted({h for h in header if header.count(h) > 1})
         raise InputError(f"{path}: the header repeats column names {dup}; each column needs its own name")
@@ -128,6 +129,19 @@ def csv_scan_sql(src: Source) -> str:
         f"auto_detect=false, columns={cols}, encoding={_quote(enc)}, ignore_errors=true, store_rejects=true, "
         f"null_padding=false, strict_mode=true, max_line_size=1048576)"
     )
+
+
+def register_transcoded(con, src: Source, name: str = "_isu_src") -> str:
+    """A cp1252 file with bytes 0x80-0x9F (DuckDB's Latin-1 reader refuses those): decoded in
+    memory and handed to DuckDB as UTF-8 through an in-memory file, never a copy on disk (the file
+    holds person ids). Costs the file's size in memory; such files are rare."""
+    data = src.path.read_bytes().decode("cp1252", errors="replace").encode("utf-8")
+    rel = con.read_csv(
+        io.BytesIO(data), delimiter=src.delimiter, quotechar='"', escapechar='"', header=True, auto_detect=False,
+        columns={c: "VARCHAR" for c in src.header}, ignore_errors=True, store_rejects=True, null_padding=False,
+    )
+    con.register(name, rel)
+    return name
 
 
 def read_xlsx(path: Path, sheet: str | int | None, *, header_only: bool = False):

@@ -33,14 +33,14 @@ def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, s
 
     ``checks`` receives (error column, value column, source column) for every check, for ``isu.rejects``.
     """
-    text = text_layer(profile, set(src.header), cp1252=src.encoding == "cp1252" and src.c1_bytes, municipality=municipality)
+    text = text_layer(profile, set(src.header), municipality=municipality)
     typed = typed_layer(profile, text)
     checks.extend((f"_e{i}", f"_v{i}", column) for i, column in enumerate(typed.errors))
     con.execute("DROP TABLE IF EXISTS _stage")
     text.create_alias_tables(con)
     con.execute(f"CREATE TEMP TABLE _stage AS SELECT {typed.select()} FROM ({text.sql(scan)}) AS _text", params or None)
     if src.kind != "csv":
-        return []
+        return []  # XLSX has no malformed lines
     try:
         rows = con.execute("SELECT line, CAST(min(error_type) AS VARCHAR) FROM reject_errors GROUP BY line ORDER BY line").fetchall()
     except duckdb.CatalogException:

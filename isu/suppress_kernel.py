@@ -64,70 +64,74 @@ def _select(w, wstr, at, lp, lm, sup, slen, off, k):
 
 
 @njit(cache=True)
-def _corners_ok(sel, ctr, lp, lm, zero, zstr, forbid, cc, cs, nc):
-    d = ctr.size
-    n = 1
-    for a in range(d):
-        if lm[sel[a, ctr[a]]] >= 0:
-            n *= 2
-    for ci in range(n):
-        rem = ci
-        idx = 0
-        for a in range(d):
-            row = sel[a, ctr[a]]
-            leaf = lp[row]
-            if lm[row] >= 0:
-                if rem % 2 == 1:
-                    leaf = lm[row]
-                rem //= 2
-            idx += leaf * zstr[a]
-        if zero[idx]:
-            return False
-        if forbid.size:
-            if cc[idx] >= 0 and _member(forbid, cc[idx]):
-                return False
-            if cs[idx] >= 0 and _member(forbid, cs[idx] + nc):
-                return False
-    return True
+def _extend(pref, npref, a, vals, nvals, stride, out):
+    """Offsets of the product of axes 0..a from those of 0..a-1 (``pref``) and axis a's values."""
+    m = 0
+    for i in range(npref):
+        for j in range(nvals):
+            out[m] = pref[i] + vals[j] * stride
+            m += 1
+    return m
 
 
 @njit(cache=True)
 def best_boxes(w, wstr, at, lp, lm, sup, slen, off, k, zero, zstr, forbid, cc, cs, nc, nbest):
-    """Rows (into lp/lm) of the ``nbest`` cheapest valid boxes, cheapest first, and their costs."""
+    """Rows (into lp/lm) of the ``nbest`` cheapest valid boxes, cheapest first, and their costs.
+
+    Boxes are visited in C order over the selected candidates (last axis fastest); the offsets of
+    the box cells and corners are kept per prefix of axes, so a step recomputes only what changed.
+    """
     d = at.size
     sel, nsel = _select(w, wstr, at, lp, lm, sup, slen, off, k)
     best_cost = np.full(nbest, np.inf)
     best_rows = np.full((nbest, d), -1, np.int64)
+    width = sup.shape[1]
+    cap = 1
+    for a in range(d):
+        cap *= width
+    cells = np.zeros((d + 1, cap), np.int64)
+    ncells = np.ones(d + 1, np.int64)
+    corners = np.zeros((d + 1, 1 << d), np.int64)
+    ncorners = np.ones(d + 1, np.int64)
+    leaves = np.zeros(2, np.int64)
     ctr = np.zeros(d, np.int64)
     total = 1
     for a in range(d):
         total *= nsel[a]
+    changed = 0
     for _ in range(total):
-        if _corners_ok(sel, ctr, lp, lm, zero, zstr, forbid, cc, cs, nc):
-            threshold = best_cost[nbest - 1]
-            ncell = 1
-            for a in range(d):
-                ncell *= slen[sel[a, ctr[a]]]
-            cost = 0.0
-            for ci in range(ncell):
-                rem = ci
-                idx = 0
-                for a in range(d - 1, -1, -1):
-                    row = sel[a, ctr[a]]
-                    idx += sup[row, rem % slen[row]] * wstr[a]
-                    rem //= slen[row]
-                cost += w[idx]
-                if cost >= threshold:
+        for a in range(changed, d):
+            row = sel[a, ctr[a]]
+            ncells[a + 1] = _extend(cells[a], ncells[a], a, sup[row], slen[row], wstr[a], cells[a + 1])
+            leaves[0] = lp[row]
+            leaves[1] = lm[row]
+            ncorners[a + 1] = _extend(corners[a], ncorners[a], a, leaves, 2 if lm[row] >= 0 else 1, zstr[a],
+                                      corners[a + 1])
+        threshold = best_cost[nbest - 1]
+        cost = 0.0
+        last = cells[d]
+        for i in range(ncells[d]):
+            cost += w[last[i]]
+            if cost >= threshold:
+                break
+        ok = cost < threshold
+        if ok:
+            cor = corners[d]
+            for i in range(ncorners[d]):
+                idx = cor[i]
+                if zero[idx] or (forbid.size and ((cc[idx] >= 0 and _member(forbid, cc[idx])) or
+                                                  (cs[idx] >= 0 and _member(forbid, cs[idx] + nc)))):
+                    ok = False
                     break
-            if cost < threshold:
-                j = nbest - 1
-                while j > 0 and best_cost[j - 1] > cost:
-                    best_cost[j] = best_cost[j - 1]
-                    best_rows[j] = best_rows[j - 1]
-                    j -= 1
-                best_cost[j] = cost
-                for a in range(d):
-                    best_rows[j, a] = sel[a, ctr[a]]
+        if ok:
+            j = nbest - 1
+            while j > 0 and best_cost[j - 1] > cost:
+                best_cost[j] = best_cost[j - 1]
+                best_rows[j] = best_rows[j - 1]
+                j -= 1
+            best_cost[j] = cost
+            for a in range(d):
+                best_rows[j, a] = sel[a, ctr[a]]
         a = d - 1
         while a >= 0:
             ctr[a] += 1
@@ -135,4 +139,5 @@ def best_boxes(w, wstr, at, lp, lm, sup, slen, off, k, zero, zstr, forbid, cc, c
                 break
             ctr[a] = 0
             a -= 1
+        changed = max(a, 0)
     return best_rows, best_cost

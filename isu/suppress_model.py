@@ -190,7 +190,8 @@ def build_model(inner: pl.DataFrame, dimensions: list[Dimension], tables: list[t
         key = key + sum(int(dims[j].total * strides[j]) for j in range(len(dims)) if j not in bd)
         keys.append(key.ravel())
         parts.append((name, bd, shape, leaf_vals, full.ravel()))
-    ukeys = np.unique(np.concatenate(keys))
+    ukeys = np.sort(np.concatenate(keys))
+    ukeys = ukeys[np.r_[True, ukeys[1:] != ukeys[:-1]]]
     values = np.zeros(len(ukeys), dtype=np.int64)
     tabs = []
     for key, (name, bd, shape, leaf_vals, full) in zip(keys, parts):
@@ -222,7 +223,8 @@ def _incidence(dims: list[DimIndex], tabs: list[TableIndex], coords: np.ndarray)
     leaf = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, dtype=np.int64)
     cell = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, dtype=np.int64)
     ncell = int(cell.max()) + 1 if len(cell) else 1
-    packed = np.unique(leaf.astype(np.int64) * ncell + cell)
+    packed = np.sort(leaf.astype(np.int64) * ncell + cell)
+    packed = packed[np.r_[True, packed[1:] != packed[:-1]]] if len(packed) else packed
     leaf, cell = packed // ncell, packed % ncell
     ptr = np.zeros(n + 1, dtype=np.int64)
     np.add.at(ptr, leaf + 1, 1)

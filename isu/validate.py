@@ -19,7 +19,6 @@ from isu.schemas.rules import NotBefore, WithinInstrumentRange
 
 from . import pseudonym
 from .contract import FieldSpec, measurement_fields, record_fields
-from .read import CP1252_FIX
 
 __all__ = ["Layer", "TextLayer", "q", "lit", "text_layer", "typed_layer", "ID_PATTERN_SQL"]
 
@@ -52,11 +51,8 @@ class Layer:
         return ", ".join(f"{expr} AS {q(name)}" for name, expr in self.cols.items())
 
 
-def _clean(src_col: str, cp1252: bool) -> str:
-    x = q(src_col)
-    if cp1252:
-        x = f"translate({x}, {lit(''.join(CP1252_FIX))}, {lit(''.join(CP1252_FIX.values()))})"
-    return f"nullif(trim({x}), '')"
+def _clean(src_col: str) -> str:
+    return f"nullif(trim({q(src_col)}), '')"
 
 
 def _aliases(field: str, spec: FieldSpec | None, profile: Profile) -> dict[str, str]:
@@ -93,14 +89,14 @@ class TextLayer:
             con.executemany(f"INSERT INTO {name} VALUES (?, ?, ?)", rows)
 
 
-def text_layer(profile: Profile, header: set[str], *, cp1252: bool, municipality: str | None) -> TextLayer:
+def text_layer(profile: Profile, header: set[str], *, municipality: str | None) -> TextLayer:
     """Source columns → contract names as cleaned text (``_t_<field>``), the id's first layer, the row number."""
     layer = TextLayer({"_row": "row_number() OVER ()"}, {"_row": "s._row"})
 
     def add(field: str, src: str, spec: FieldSpec | None, out: str | None = None) -> None:
         out = out or field
         c = f"_c_{out}"
-        layer.inner[c] = _clean(src, cp1252)
+        layer.inner[c] = _clean(src)
         aliases = _aliases(field, spec, profile)
         if not aliases:
             layer.cols[f"_t_{out}"] = f"s.{q(c)}"
@@ -125,7 +121,7 @@ def text_layer(profile: Profile, header: set[str], *, cp1252: bool, municipality
             layer.cols["_k_municipality"] = "true" if municipality in code_list("municipalities") else "false"
     pid_src = profile.columns.get("person_id")
     if pid_src in header:
-        layer.inner["_c_person_id"] = _clean(pid_src, cp1252)
+        layer.inner["_c_person_id"] = _clean(pid_src)
         layer.cols["_t_person_id"] = "s._c_person_id"
         layer.cols["pid_twelve"] = pseudonym.parse_sql("s._c_person_id")["pid_twelve"]
     if profile.shape == "long":
@@ -141,7 +137,7 @@ def text_layer(profile: Profile, header: set[str], *, cp1252: bool, municipality
             for key, name in (("value", "value"), ("date", "measured_on")):
                 out = f"m{g}_{tp}_{name}"
                 if spec.get(key) in header:
-                    layer.inner[f"_c_{out}"] = _clean(spec[key], cp1252)
+                    layer.inner[f"_c_{out}"] = _clean(spec[key])
                     layer.cols[f"_t_{out}"] = f"s.{q('_c_' + out)}"
                 else:
                     layer.cols[f"_t_{out}"] = "NULL"
@@ -228,7 +224,7 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
         known = f"_k_{name}" if f"_k_{name}" in text.cols else None
         errs.append(_err_struct(src_name(name), _error(spec, x, q(out), known=known), x))
     for col, err in _rule_errors(Intervention.rules, {k: q(k) for k in typed}).items():
-        errs.append(_err_struct(src_name(col), err, q(f"_t_{col}")))
+        errs.append(_err_struct(src_name(col), err, q(f"_t_{col}") if col in have else "NULL"))
     # identity: a person id (checked, pseudonymised, sex and birth year derived) or a given pseudonym
     pid_cols = pseudonym.derive_sql(q("pid_twelve")) if has_pid else {}
     client_spec = fields["client"]

@@ -13,9 +13,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from scipy import stats
-from typer.testing import CliRunner
-
 from isu.cli.main import app
 from isu.dashboards import NoPublication, UnknownArea, UnknownLanguage, build_dashboard
 from isu.dashboards.figures import SECTIONS
@@ -23,16 +20,24 @@ from isu.dashboards.funnel import control_limits, limit_table, n_grid
 from isu.dashboards.labels import Labels, catalogue, load_labels
 from isu.dashboards.report import NOTES
 from isu.dashboards.scope import resolve_scope
-from isu.store import connect
 from plotly.offline import get_plotlyjs
-from test_dashboards_support import SODERTORN, make_workspace, synthetic_cells, write_publication
+from scipy import stats
+from test_dashboards_support import (
+    SODERTORN,
+    make_workspace,
+    synthetic_cells,
+    write_publication,
+)
+from typer.testing import CliRunner
+
+from isu.store import connect
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
 
 
 def page_data(html: str) -> dict:
     """The view model embedded in a page."""
-    m = re.search(r'<script type="application/json" id="isu-data">(.*?)</script>', html, re.S)
+    m = re.search(r'<script type="application/json" id="isu-data">(.*?)</script>', html, re.DOTALL)
     assert m, "no embedded data"
     return json.loads(m.group(1).replace("<\\/", "</"))
 
@@ -205,7 +210,7 @@ def planted(tmp_path_factory) -> tuple[Path, Path, list[float], int]:
 
 @pytest.mark.parametrize("scope", [{}, {"municipality": "0140"}, {"region": "sodertorn"}])
 def test_no_hidden_value_reaches_the_page(planted, tmp_path, scope):
-    nulls, leaky, markers, height = planted
+    nulls, leaky, _markers, height = planted
     pages = [build_dashboard(db, tmp_path / f"{db.stem}.html", **scope).path.read_text("utf-8") for db in (nulls, leaky)]
     assert pages[0] == pages[1], "the page depends on values of hidden cells"
     numbers = numbers_outside_plotly(pages[1])
@@ -296,6 +301,7 @@ def test_dashboard_from_a_real_publication(ws, tmp_path):
     import random
 
     from conftest import wide_row, write_csv
+
     from isu.publish import publish
 
     rnd = random.Random(4)

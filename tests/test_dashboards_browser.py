@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from isu.dashboards import build_dashboard
 from test_dashboards_support import make_workspace, synthetic_cells
 

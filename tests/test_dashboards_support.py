@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from isu.schemas import code_list
+
 from isu.store import connect
 
-__all__ = ["SODERTORN", "PUB_CELLS_DDL", "synthetic_cells", "write_publication", "make_workspace"]
+__all__ = ["PUB_CELLS_DDL", "SODERTORN", "make_workspace", "synthetic_cells", "write_publication"]
 
 SODERTORN = code_list("pools").row("sodertorn")["municipalities"].split()
 KEYS = ["geo_level", "geo_code", "period", "category", "need_area", "instrument"]
