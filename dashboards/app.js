@@ -171,6 +171,11 @@
     });
     if (!rs.length || hid.length === rs.length) { draw("beforeafter", [], empty(lay)); return; }
     var range = axisRange(ins, m0.concat(m1));
+    /* The change axis always shows zero, so a reader sees whether an interval crosses it. */
+    var ends = [0];
+    ch.forEach(function (d, i) { if (d != null) ends.push(d - (down[i] || 0), d + (up[i] || 0)); });
+    var lowC = Math.min.apply(null, ends), highC = Math.max.apply(null, ends), padC = (highC - lowC) * 0.08 || 0.1;
+    lay.xaxis2.range = [lowC - padC, highC + padC];
     lay.xaxis.title = {text: scaleTitle(ins)};
     lay.xaxis.range = range;
     rowAxis(lay, labels);

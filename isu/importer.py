@@ -161,7 +161,7 @@ def import_file(
         res.rows_accepted = res.rows_read - res.rows_rejected
         res.municipalities = [r[0] for r in con.execute("SELECT DISTINCT municipality FROM _acc_records ORDER BY 1").fetchall()]
         res.measurements = fetch_one(con, "SELECT count(*) FROM _acc_meas")[0]
-        rejected = rejects_mod.collect(con, malformed, prof, checks)
+        rejected = rejects_mod.collect(con, malformed, prof, checks, municipality)
         res.errors_by_type = rejects_mod.count_by_type(rejected)
         if not dry_run:
             res.import_id = fetch_one(con, "SELECT nextval('import_seq')")[0]

@@ -133,10 +133,11 @@ def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: dict[st
     r, m = _STAGE["records"], _STAGE["measurements"]
     counts = _counts(con)
     ids = [i for (i,) in con.execute(f"SELECT nextval('import_seq') FROM range({len(chunk)})").fetchall()]
+    winners = {code: tag for tag, pkg in enumerate(chunk) for code in pkg.manifest.codes}  # later tags win
     con.complete()
     con.register("pool_stage_ids", pa.table({"_pkg": pa.array(range(len(chunk)), pa.int32()), "import_id": ids}))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE pool_stage_winners AS "
-                f"SELECT municipality, max(_pkg) AS _pkg FROM {r} GROUP BY municipality")
+    con.register("pool_stage_winners", pa.table({"municipality": list(winners),
+                                                 "_pkg": pa.array(winners.values(), pa.int32())}))
     for table in ("measurements", "records"):
         con.execute(f"DELETE FROM {table} WHERE municipality IN (SELECT municipality FROM pool_stage_winners)")
     rcols, mcols = ", ".join(record_columns()), ", ".join(measurement_columns())
@@ -208,7 +209,7 @@ def _import_chunk(con: duckdb.DuckDBPyConnection, chunk: list[Package], progress
     finally:
         with contextlib.suppress(duckdb.TransactionException):  # aborted: the rollback drops them anyway
             con.complete()
-            for name in (*_STAGE.values(), "pool_stage_ids", "pool_stage_log", "pool_stage_meta"):
+            for name in (*_STAGE.values(), "pool_stage_ids", "pool_stage_winners", "pool_stage_log", "pool_stage_meta"):
                 con.unregister(name)
 
 

@@ -25,7 +25,7 @@ from .keys import PoolKey
 
 __all__ = ["parse_sql", "derive_sql", "hmac_params", "pseudonymise", "canonical", "explain", "mask"]
 
-_PATTERN = r"^(\d{2})?(\d{6})([-+]?)(\d{4})$"
+_PATTERN = r"^(\d{2})?(\d{6})([-+])(\d{4})$"
 
 
 def hmac_params(key: PoolKey) -> dict[str, bytes]:
@@ -37,7 +37,11 @@ def hmac_params(key: PoolKey) -> dict[str, bytes]:
 def parse_sql(col: str, today: date | None = None) -> dict[str, str]:
     """Layer 1, over the raw id column ``col``: ``pid_twelve`` (canonical, or NULL) and ``pid_masked``."""
     today = today or date.today()
-    s = f"regexp_replace(trim({col}), '[ :]', '', 'g')"
+    # python-stdnum's compact(): drop spaces and colons; 10/12 characters without a separator
+    # get one before the last four; '-' and '+' inside the date part are dropped
+    c = f"regexp_replace(trim({col}), '[ :]', '', 'g')"
+    c = f"(CASE WHEN length({c}) IN (10, 12) AND substr({c}, -5, 1) NOT IN ('-', '+') THEN {c}[:-5] || '-' || {c}[-4:] ELSE {c} END)"
+    s = f"(replace(replace({c}[:-6], '-', ''), '+', '') || {c}[-5:])"
     parts = f"regexp_extract({s}, '{_PATTERN}', ['c', 'ymd', 'sep', 'serial'])"
     yy = f"TRY_CAST(substr({parts}.ymd, 1, 2) AS INTEGER)"
     century = (
@@ -59,7 +63,7 @@ def derive_sql(twelve: str) -> dict[str, str]:
     d = [f"CAST(substr({twelve}, {3 + i}, 1) AS INTEGER)" for i in range(10)]
     luhn_sum = " + ".join(f"({x} * 2) // 10 + ({x} * 2) % 10" if i % 2 == 0 else x for i, x in enumerate(d))
     return {
-        "pid_valid": f"({twelve} IS NOT NULL AND {birth_ok} AND ({luhn_sum}) % 10 = 0)",
+        "pid_valid": f"({twelve} IS NOT NULL AND substr({twelve}, 1, 4) <> '0000' AND {birth_ok} AND ({luhn_sum}) % 10 = 0)",
         "pid_client": f"sha256($isu_opad || unhex(sha256($isu_ipad || encode({twelve}))))",
         "pid_birth_year": f"CAST(substr({twelve}, 1, 4) AS SMALLINT)",
         "pid_sex": f"CASE WHEN CAST(substr({twelve}, 11, 1) AS INTEGER) % 2 = 1 THEN 'M' ELSE 'F' END",

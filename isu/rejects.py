@@ -56,7 +56,11 @@ def _field_of(profile: Profile, column: str) -> str | None:
     return None
 
 
-def _detail(profile: Profile, type_: str, column: str, value: str | None) -> str:
+def _detail(profile: Profile, type_: str, column: str, value: str | None, municipality: str | None = None) -> str:
+    if type_ == "municipality_mismatch":
+        return municipality or ""
+    if type_ == "out_of_range" and column == profile.columns.get("person_id"):
+        return "the birth year it gives is outside the contract's range"
     return _explain(_field_of(profile, column), type_, value)
 
 
@@ -90,7 +94,8 @@ def _line_of(ordinal: int, malformed_lines: list[int]) -> int:
     return row
 
 
-def collect(con: duckdb.DuckDBPyConnection, malformed: list[tuple[int, str]], profile: Profile, checks: list) -> list[Reject]:
+def collect(con: duckdb.DuckDBPyConnection, malformed: list[tuple[int, str]], profile: Profile, checks: list,
+            municipality: str | None = None) -> list[Reject]:
     """Every failed check of every rejected row, plus the malformed lines, sorted by row."""
     lines = sorted(line for line, _ in malformed)
     out = [Reject(line, "", None, "malformed_row", message("malformed_row", row=line, column=None, value=None, detail=kind.lower()))
@@ -102,7 +107,7 @@ def collect(con: duckdb.DuckDBPyConnection, malformed: list[tuple[int, str]], pr
     for ordinal, column, type_, raw in rows:
         row = _line_of(ordinal, lines) if lines else ordinal + 1
         value = mask_ids(raw)
-        detail = _detail(profile, type_, column, value)
+        detail = _detail(profile, type_, column, value, municipality)
         out.append(Reject(row, column, value, type_, message(type_, row=row, column=column, value=value, detail=detail)))
     return sorted(out, key=lambda r: (r.row, r.column))
 

@@ -47,18 +47,28 @@ def _select(w, wstr, at, lp, lm, sup, slen, off, k):
             for i in range(slen[lo + c]):
                 s += w[ba + sup[lo + c, i] * wstr[a]]
             scores[c] = s
-        order = np.argsort(scores, kind="mergesort")
-        m = min(k, hi - lo)
+        m = 0
+        top_s = np.full(k, np.inf)
+        single_s, single_i = np.inf, -1
+        for c in range(hi - lo):  # top-k by (score, index) without sorting everything
+            sc = scores[c]
+            if lm[lo + c] < 0 and sc < single_s:
+                single_s, single_i = sc, lo + c
+            if m < k or sc < top_s[m - 1]:
+                j = m if m < k else k - 1
+                while j > 0 and top_s[j - 1] > sc:
+                    top_s[j] = top_s[j - 1]
+                    sel[a, j] = sel[a, j - 1]
+                    j -= 1
+                top_s[j] = sc
+                sel[a, j] = lo + c
+                m = min(m + 1, k)
         single = False
         for i in range(m):
-            sel[a, i] = lo + order[i]
-            single = single or lm[lo + order[i]] < 0
-        if not single:
-            for i in range(m, hi - lo):
-                if lm[lo + order[i]] < 0:
-                    sel[a, m] = lo + order[i]
-                    m += 1
-                    break
+            single = single or lm[sel[a, i]] < 0
+        if not single and single_i >= 0:
+            sel[a, m] = single_i
+            m += 1
         nsel[a] = m
     return sel, nsel
 

@@ -235,6 +235,9 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
         cols["birth_year"] = f"CASE WHEN {pid_cols['pid_valid']} THEN {pid_cols['pid_birth_year']} ELSE {q('_given_birth_year')} END"
         errs.append(_err_struct(src_name("person_id"), f"CASE WHEN _t_person_id IS NOT NULL AND NOT {pid_cols['pid_valid']} THEN 'invalid_person_id' END",
                                 "translate(_t_person_id, '0123456789', '**********')"))
+        by = fields["birth_year"]  # a derived birth year obeys the contract like a given one
+        errs.append(_err_struct(src_name("person_id"), f"CASE WHEN {pid_cols['pid_valid']} AND NOT ({pid_cols['pid_birth_year']} "
+                                f"BETWEEN {by.ge} AND {by.le}) THEN 'out_of_range' END", "translate(_t_person_id, '0123456789', '**********')"))
         no_id = f"_t_person_id IS NULL AND {given} IS NULL"
     else:
         cols["client"] = given
