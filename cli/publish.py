@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -20,11 +19,12 @@ from .main import emit, out
 def publish_cmd(
     ctx: typer.Context,
     threshold: int = typer.Option(5, "--threshold", "-k", help="Smallest count shown (k): counts 1..k-1 are hidden."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the published files (default: store only)."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for the published files (default: store only)."),
     fmt: str = typer.Option("csv", "--format", help="File format: csv, xlsx or parquet."),
     period: str = typer.Option("half", "--period", help="Period leaves: 'half' (half-years and years) or 'year'."),
     age_bands: str = typer.Option(DEFAULT_AGE_BANDS, "--age-bands", help="Age bands at the end date, e.g. 0-17,18-64,65+."),
-    lp_max_cells: int = typer.Option(2000, "--lp-max-cells", help="Audit LP intervals for tables up to this many cells."),
+    lp_max_cells: int = typer.Option(2000, "--lp-max-cells", help="Audit LP intervals when a suppression call has at most this many cells."),
+    insiders: bool = typer.Option(False, "--insiders", help="Protect against member municipalities too (each knows its own cells); for regional publications."),
     json_: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
 ) -> None:
     """Publish aggregates: primary and secondary suppression, an audit, then pub_cells and files.
@@ -34,7 +34,8 @@ def publish_cmd(
     if period not in ("half", "year"):
         raise typer.BadParameter("use 'half' or 'year'", param_hint="--period")
     spec = AggregationSpec(age_bands=parse_age_bands(age_bands), period=period)  # type: ignore[arg-type]
-    result = publish(ctx.obj.db, k=threshold, out=out_dir, fmt=fmt, spec=spec, lp_max_cells=lp_max_cells)
+    result = publish(ctx.obj.db, k=threshold, out=out_dir, fmt=fmt, spec=spec, lp_max_cells=lp_max_cells,
+                     municipal_insiders=insiders)
     a = result.audit
     summary = {"publication_id": result.publication_id, "threshold": result.threshold, "cells": a["cells"],
                "shown": a["shown"], "primary": a["primary"], "secondary": a["secondary"], "na": a["na"],

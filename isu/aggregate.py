@@ -10,14 +10,15 @@ have no outcome yet and belong to no period, so nothing published counts them.
 Geography: municipality → county (län) and → pool (``pools.csv``; a pool is published only when all
 its member municipalities hold records) → ``all``. Hierarchies are applied by joining leaf rows to
 small mapping tables (leaf → every code that contains it), which keeps the SQL portable.
-Outcomes use T0 and T1 of one instrument; later follow-ups (T2…) are not aggregated yet.
+Outcomes use T0 and T1 of one instrument; later follow-ups (T2…) are not aggregated yet. Values are
+summed as DECIMAL(18, 6) (exact, so two runs give identical statistics): finer decimals are rounded.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from itertools import combinations
+from itertools import combinations, pairwise
 from typing import Literal
 
 import duckdb
@@ -28,8 +29,17 @@ from isu.schemas import code_list
 from isu.stats import RCI_Z, rci_s_diff
 
 __all__ = [
-    "AgeBand", "Breakdown", "AggregationSpec", "Aggregates", "aggregate", "parse_age_bands",
-    "CROSS_DIMS", "CELL_KEYS", "RESULT_GROUPS", "RESULT_MEASURES", "DEFAULT_BREAKDOWNS",
+    "CELL_KEYS",
+    "CROSS_DIMS",
+    "DEFAULT_BREAKDOWNS",
+    "RESULT_GROUPS",
+    "RESULT_MEASURES",
+    "AgeBand",
+    "Aggregates",
+    "AggregationSpec",
+    "Breakdown",
+    "aggregate",
+    "parse_age_bands",
 ]
 
 CROSS_DIMS = ("category", "need_area", "sex", "age_band")
@@ -66,7 +76,7 @@ def parse_age_bands(text: str) -> tuple[AgeBand, ...]:
         except ValueError:
             raise IsuError(f"age band {part!r} in {text!r} is not 'LOW-HIGH' or 'LOW+'; write e.g. {DEFAULT_AGE_BANDS}") from None
     ok = bands and bands[0].lo == 0 and bands[-1].hi is None and all(b.hi is not None for b in bands[:-1])
-    ok = ok and all(a.hi + 1 == b.lo and a.lo <= a.hi for a, b in zip(bands, bands[1:]))
+    ok = ok and all(a.hi + 1 == b.lo and a.lo <= a.hi for a, b in pairwise(bands))
     if not ok:
         raise IsuError(f"age bands {text!r} must start at 0, follow on without gaps and end with 'N+'; e.g. {DEFAULT_AGE_BANDS}")
     return tuple(bands)
@@ -125,7 +135,7 @@ def _leaf_sql(spec: AggregationSpec) -> list[str]:
         FROM records WHERE ended_on IS NOT NULL"""
     out = f"""CREATE OR REPLACE TEMP TABLE _isu_out AS
         SELECT r.period, r.geo_code, r.category, r.need_area, r.sex, r.age_band, m0.instrument,
-               m0.value AS t0, m1.value AS t1,
+               CAST(m0.value AS DECIMAL(18, 6)) AS t0, CAST(m1.value AS DECIMAL(18, 6)) AS t1,
                CASE WHEN m1.value IS NULL THEN 'no_t1'
                     WHEN (m1.value - m0.value) * i.direction / i.s_diff > {RCI_Z} THEN 'improved'
                     WHEN (m1.value - m0.value) * i.direction / i.s_diff < -{RCI_Z} THEN 'deteriorated'
@@ -230,14 +240,17 @@ def _cells_sql(source: str, payload: tuple[str, ...], measures: str, breakdowns:
         GROUP BY GROUPING SETS ({_grouping_sets(breakdowns, fixed)})"""
 
 
+#: Exact sums (DECIMAL: the same result whatever the order of a parallel aggregation), as DOUBLE.
 OUTCOME_SUMS = """COUNT(*) AS t0_n, COUNT(t1) AS paired_n,
     SUM(CASE WHEN t1 IS NULL THEN 1 ELSE 0 END) AS attrition_n,
     SUM(CASE WHEN result = 'improved' THEN 1 ELSE 0 END) AS improved_n,
     SUM(CASE WHEN result = 'unchanged' THEN 1 ELSE 0 END) AS unchanged_n,
     SUM(CASE WHEN result = 'deteriorated' THEN 1 ELSE 0 END) AS deteriorated_n,
-    SUM(CASE WHEN t1 IS NOT NULL THEN t0 END) AS paired_sum_t0, SUM(t1) AS paired_sum_t1,
-    SUM(t1 - t0) AS sum_change, SUM((t1 - t0) * (t1 - t0)) AS sumsq_change,
-    SUM(CASE WHEN t1 IS NULL THEN t0 END) AS dropouts_sum_t0"""
+    CAST(SUM(CASE WHEN t1 IS NOT NULL THEN t0 END) AS DOUBLE) AS paired_sum_t0,
+    CAST(SUM(t1) AS DOUBLE) AS paired_sum_t1,
+    CAST(SUM(t1 - t0) AS DOUBLE) AS sum_change,
+    CAST(SUM((t1 - t0) * (t1 - t0)) AS DOUBLE) AS sumsq_change,
+    CAST(SUM(CASE WHEN t1 IS NULL THEN t0 END) AS DOUBLE) AS dropouts_sum_t0"""
 
 
 def aggregate(con: duckdb.DuckDBPyConnection, spec: AggregationSpec | None = None) -> Aggregates:
@@ -254,7 +267,7 @@ def aggregate(con: duckdb.DuckDBPyConnection, spec: AggregationSpec | None = Non
         _map_table(con, "_isu_pmap", groups["period"])
         _map_table(con, "_isu_gmap", groups["geo_code"])
         leaf = ", ".join(CELL_KEYS)
-        order = lambda cols: "ORDER BY " + ", ".join(cols)  # noqa: E731 - deterministic row order
+        order = lambda cols: "ORDER BY " + ", ".join(cols)
         records_inner = con.sql(f"SELECT {leaf}, goal, COUNT(*) AS n FROM _isu_rec GROUP BY {leaf}, goal "
                                 + order((*CELL_KEYS, "goal"))).pl()
         outcomes_inner = con.sql(f"SELECT {leaf}, instrument, result, COUNT(*) AS n FROM _isu_out "

@@ -22,7 +22,7 @@ from isu.schemas.profiles import ProfileError
 from . import rejects as rejects_mod
 from .errors import InputError, KeyFileError, ProfileMismatch
 from .keys import PoolKey
-from .pseudonym import hmac_params
+from .pseudonym import hmac_params, mask_ids
 from .read import Source, csv_scan_sql, inspect_file, read_xlsx, register_transcoded
 from .stage import build_stage, stage_tables
 from .store import fetch_one, transaction
@@ -92,7 +92,8 @@ def choose_profile(src: Source, name: str | None, municipality: str | None) -> P
     best = max(candidates, key=lambda p: sum(c in src.header for c in p.source_columns()))
     what, col = _missing(best, src.header, municipality)[0]
     near = difflib.get_close_matches(col, src.header, n=1, cutoff=0.5)
-    hint = f"; nearest in the file: {near[0]!r}" if near else f"; the file has: {', '.join(src.header[:12])}"
+    # a headerless export's first line is data: header names are masked like any value
+    hint = f"; nearest in the file: {mask_ids(near[0])!r}" if near else f"; the file has: {mask_ids(', '.join(src.header[:12]))}"
     extra = " (or pass --municipality CODE)" if what == "municipality" else ""
     raise ProfileMismatch(f"{src.path.name}: column {col!r} ({what}) not found for profile {best.name!r}{extra}{hint}")
 
@@ -106,7 +107,7 @@ def _check_misspelt(profile: Profile, src: Source) -> None:
         near = difflib.get_close_matches(col, unknown, n=1, cutoff=0.8)
         if near:
             raise ProfileMismatch(
-                f"{src.path.name}: column {col!r} of profile {profile.name!r} not found, but the file has {near[0]!r}; "
+                f"{src.path.name}: column {col!r} of profile {profile.name!r} not found, but the file has {mask_ids(near[0])!r}; "
                 "rename the column or use a profile that names it")
 
 

@@ -14,6 +14,7 @@ gets the same pseudonym whichever form an export uses. Samordningsnummer (day + 
 from __future__ import annotations
 
 import hashlib
+import re
 import hmac
 from datetime import date
 
@@ -23,7 +24,7 @@ from stdnum.se import personnummer
 
 from .keys import PoolKey
 
-__all__ = ["parse_sql", "derive_sql", "hmac_params", "pseudonymise", "canonical", "explain", "mask"]
+__all__ = ["parse_sql", "derive_sql", "hmac_params", "pseudonymise", "canonical", "explain", "mask", "mask_ids"]
 
 _PATTERN = r"^(\d{2})?(\d{6})([-+])(\d{4})$"
 
@@ -110,6 +111,14 @@ def explain(pid: str) -> str | None:
 def pseudonymise(twelve: str, key: PoolKey) -> str:
     """Python twin of the SQL pseudonym (HMAC-SHA256, lowercase hex)."""
     return hmac.new(key.secret, twelve.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+_ID = re.compile(r"(?<!\d)(\d{6}|\d{8})[-+]?\d{4}(?!\d)")
+
+
+def mask_ids(value: str | None) -> str | None:
+    """Every digit run shaped like a personnummer in ``value`` masked (for any text shown to people)."""
+    return None if value is None else _ID.sub(lambda m: mask(m.group(0)), value)
 
 
 def mask(value: str | None) -> str | None:

@@ -8,8 +8,11 @@ Why it is shaped like this:
   ``no_t1``, ``improved``, ``unchanged``, ``deteriorated`` (``t0_n`` and ``paired_n`` are its margins).
   So every linear relation between published counts of one kind is inside one call.
 * Across the two calls, ``records`` equals Σ ``t0_n`` over instruments wherever each record has one
-  baseline instrument. Wherever that sum holds in the data and any member of it is hidden, all its
-  non-zero members are forced hidden and both calls rerun (forced cells only grow, so it ends).
+  baseline instrument (with one instrument: the same number twice). Wherever that sum holds in the
+  data and any member of it is hidden, all its non-zero members are forced hidden and the call
+  concerned reruns with every cell it hid before forced too: the hidden set only grows, so the loop
+  ends (one or two rounds in practice). ``link_check`` then verifies, as part of the audit, that no
+  such sum has exactly one hidden member. Forced cells are published as ``secondary``.
 * Distinct clients are not additive (a client has several records): ``clients`` is hidden when it is
   1..k−1 and whenever the matching ``records`` cell is hidden.
 * A statistic is shown only when its n ≥ k and every count it is computed from is shown (a share
@@ -34,14 +37,21 @@ import duckdb
 import polars as pl
 
 from isu import __version__
-from isu.aggregate import CELL_KEYS, CROSS_DIMS, RESULT_MEASURES, AggregationSpec, Aggregates, aggregate
+from isu.aggregate import (
+    CELL_KEYS,
+    CROSS_DIMS,
+    RESULT_MEASURES,
+    Aggregates,
+    AggregationSpec,
+    aggregate,
+)
 from isu.errors import DisclosureError, IsuError
 from isu.query import DIM_COLUMNS, write_files
 from isu.stats import STATISTICS, finish
 from isu.store import connect, transaction
 from isu.suppress import Dimension, audit, suppress
 
-__all__ = ["PUB_CELLS_DDL", "PublicationResult", "Plan", "publish", "plan", "assemble", "link_check", "audit_summary"]
+__all__ = ["PUB_CELLS_DDL", "Plan", "PublicationResult", "assemble", "audit_summary", "link_check", "plan", "publish"]
 
 PUB_CELLS_DDL = """CREATE TABLE IF NOT EXISTS pub_cells (
     publication_id INTEGER NOT NULL,

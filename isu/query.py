@@ -28,8 +28,18 @@ from isu.schemas import code_list
 from isu.stats import COUNT_LABELS, STATISTICS
 from isu.store import connect
 
-__all__ = ["DIM_COLUMNS", "MICRODATA_TABLES", "latest_cells", "wide", "published", "sql", "published_tables",
-           "code_labels", "codebook", "write_files"]
+__all__ = [
+    "DIM_COLUMNS",
+    "MICRODATA_TABLES",
+    "code_labels",
+    "codebook",
+    "latest_cells",
+    "published",
+    "published_tables",
+    "sql",
+    "wide",
+    "write_files",
+]
 
 DIM_COLUMNS = ("period", "geo_level", "geo_code", "category", "need_area", "sex", "age_band", "instrument")
 MICRODATA_TABLES = ("records", "measurements", "imports", "rejects", "meta")
@@ -84,22 +94,26 @@ def published_tables(cells: pl.DataFrame) -> list[str]:
     return sorted(cells["table_name"].unique().to_list())
 
 
-def published(db_path: str | Path, table: str | None = None, *, publication_id: int | None = None) -> pl.DataFrame:
-    """The latest (or given) publication: long ``pub_cells`` rows, or one table in wide form."""
-    con = connect(db_path, read_only=True)
+def _read(db: str | Path | duckdb.DuckDBPyConnection, publication_id: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Publications and cells from a path (opened read-only, then closed) or an open connection."""
+    if isinstance(db, duckdb.DuckDBPyConnection):
+        return latest_cells(db, publication_id)
+    con = connect(db, read_only=True)
     try:
-        _, cells = latest_cells(con, publication_id)
+        return latest_cells(con, publication_id)
     finally:
         con.close()
+
+
+def published(db: str | Path | duckdb.DuckDBPyConnection, table: str | None = None, *,
+              publication_id: int | None = None) -> pl.DataFrame:
+    """The latest (or given) publication: long ``pub_cells`` rows, or one table in wide form."""
+    _, cells = _read(db, publication_id)
     return cells if table is None else wide(cells, table)
 
 
-def _published_db(db_path: str | Path) -> duckdb.DuckDBPyConnection:
-    src = connect(db_path, read_only=True)
-    try:
-        pubs, cells = latest_cells(src)
-    finally:
-        src.close()
+def _published_db(db: str | Path | duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    pubs, cells = _read(db)
     mem = duckdb.connect(":memory:")
     frames = {"publications": pubs.with_columns(pl.col("audit").cast(pl.String)), "pub_cells": cells}
     frames |= {name: wide(cells, name) for name in published_tables(cells)}
@@ -113,9 +127,14 @@ def _published_db(db_path: str | Path) -> duckdb.DuckDBPyConnection:
     return mem
 
 
-def sql(db_path: str | Path, query: str, microdata: bool = False) -> pl.DataFrame:
-    """Run ``query`` over the published tables (default) or, with ``microdata=True``, the workspace."""
-    con = connect(db_path, read_only=True) if microdata else _published_db(db_path)
+def sql(db: str | Path | duckdb.DuckDBPyConnection, query: str, microdata: bool = False) -> pl.DataFrame:
+    """Run ``query`` over the published tables (default) or, with ``microdata=True``, the workspace.
+
+    Given a path, microdata are read through a read-only connection; given an open connection, the
+    query runs on that connection as it is (the caller decides what it may do).
+    """
+    own = microdata and not isinstance(db, duckdb.DuckDBPyConnection)
+    con = (connect(db, read_only=True) if own else db) if microdata else _published_db(db)
     try:
         con.execute("SELECT 1").fetchall()
         rel = con.sql(query)
@@ -129,7 +148,8 @@ def sql(db_path: str | Path, query: str, microdata: bool = False) -> pl.DataFram
     except duckdb.Error as e:
         raise IsuError(f"SQL error: {e}") from None
     finally:
-        con.close()
+        if own or not microdata:
+            con.close()
 
 
 def code_labels(column: str, code: str) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .pseudonym import mask_ids
 
 __all__ = ["Source", "inspect_file", "csv_scan_sql", "register_transcoded", "read_xlsx"]
 
@@ -112,7 +113,7 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
         raise InputError(f"{path}: {e}") from None
     if len(set(header)) != len(header):
         dup = sorted({h for h in header if header.count(h) > 1})
-        raise InputError(f"{path}: the header repeats column names {dup}; each column needs its own name")
+        raise InputError(f"{path}: the header repeats column names {mask_ids(str(dup))}; each column needs its own name")
     return Source(path, sha, "csv", enc, bom, c1, delim, tuple(header))
 
 

@@ -7,7 +7,6 @@ the id column always, and any digit run shaped like a personnummer in any column
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,11 +18,10 @@ from isu.schemas import Profile
 
 from .catalogue import message
 from .contract import measurement_fields, record_fields
-from .pseudonym import mask
+from .pseudonym import mask_ids
 
 __all__ = ["Reject", "collect", "count_by_type", "store", "write_file", "mask_ids"]
 
-_ID = re.compile(r"(?<!\d)(\d{6}|\d{8})[-+]?\d{4}(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -33,10 +31,6 @@ class Reject:
     value: str | None
     type: str
     message: str
-
-
-def mask_ids(value: str | None) -> str | None:
-    return None if value is None else _ID.sub(lambda m: mask(m.group(0)), value)
 
 
 def _field_of(profile: Profile, column: str) -> str | None:

@@ -16,8 +16,17 @@ import polars as pl
 from scipy import special, stats
 
 __all__ = [
-    "RCI_Z", "rci_s_diff", "classify_change", "mean_ci", "hedges_correction", "d_z", "wilson",
-    "Statistic", "STATISTICS", "COUNT_LABELS", "finish",
+    "COUNT_LABELS",
+    "RCI_Z",
+    "STATISTICS",
+    "Statistic",
+    "classify_change",
+    "d_z",
+    "finish",
+    "hedges_correction",
+    "mean_ci",
+    "rci_s_diff",
+    "wilson",
 ]
 
 #: |RC| above this is a reliable change (two-sided 5 %).
@@ -121,7 +130,7 @@ COUNT_LABELS = {
 
 def finish(cells: pl.DataFrame, level: float = 0.95) -> pl.DataFrame:
     """Add every statistic in ``STATISTICS`` (null where undefined) to per-cell sums from the aggregation."""
-    col = lambda name: cells[name].cast(pl.Float64).to_numpy()  # noqa: E731
+    col = lambda name: cells[name].cast(pl.Float64).to_numpy()
     n, t0n, att = col("paired_n"), col("t0_n"), col("attrition_n")
     mean_change, sd_change, lo, hi = mean_ci(n, col("sum_change"), col("sumsq_change"), level)
     with np.errstate(divide="ignore", invalid="ignore"):

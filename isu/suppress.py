@@ -3,7 +3,7 @@
 API (generic; knows nothing of the store)::
 
     suppress(inner, dims, tables, *, value="n", k=5, contributor=None, forced=None,
-             weights="sqrt", singletons=True, box_width=12) -> SuppressionResult
+             weights="sqrt", singletons=True, box_width=12, polish=3000) -> SuppressionResult
     audit(result, *, lp_max_cells=2000, rank_max_unknowns=3000) -> dict      # from isu.audit
 
 * ``inner``: one row per leaf cell (a leaf code in every ``Dimension`` column) with a non-negative
@@ -16,6 +16,7 @@ API (generic; knows nothing of the store)::
 * ``weights``: cost of hiding a cell, to minimise in total: ``"sqrt"`` (1 + √count, default: few
   and small suppressions), ``"value"`` (1 + count), ``"count"`` (1: fewest cells) or a function of
   the count array. ``box_width``: candidates per dimension in the box search (more: better, slower).
+* ``polish``: how many secondary cells (costliest first) to try to publish back afterwards.
 
 Rules: a published count 1..k−1 is *primary* (0 is published: a zero cell is never hidden, which keeps
 every inner cell under a hidden cell positive). *Secondary* cells are added until every hidden cell h
@@ -35,7 +36,6 @@ margins), ``value`` (the true count; the caller blanks hidden ones) and ``status
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -45,6 +45,7 @@ import polars as pl
 from isu.errors import IsuError
 from isu.suppress_box import BIG, BoxSearch
 from isu.suppress_model import Dimension, Model, build_model
+from isu.suppress_plan import Insiders, Plan
 
 __all__ = ["Dimension", "SuppressionResult", "suppress", "audit", "STATUS"]
 
@@ -123,35 +124,10 @@ def _costs(values: np.ndarray, weights: str | Callable) -> np.ndarray:
     return np.where(values > 0, cost, BIG)
 
 
-class _Insiders:
-    """Who knows what: insider ids are contributor ids, then n_contrib + leaf id for count-1 leaves."""
-
-    def __init__(self, model: Model, singletons: bool):
-        self.m, self.single = model, singletons
-        self.nc = len(model.contributors)
-        self.active = bool(self.nc) or singletons
-        leaf_of = np.repeat(np.arange(len(model.leaf_value)), np.diff(model.inc_ptr))
-        cmin = np.full(model.n_cells, np.iinfo(np.int64).max)
-        cmax = np.full(model.n_cells, -1)
-        np.minimum.at(cmin, model.inc_cells, model.leaf_contrib[leaf_of])
-        np.maximum.at(cmax, model.inc_cells, model.leaf_contrib[leaf_of])
-        self.own_c = np.where((cmin == cmax) & (cmax >= 0), cmax, -1)
-        lmax = np.full(model.n_cells, -1)
-        np.maximum.at(lmax, model.inc_cells, leaf_of)
-        self.own_s = np.where(model.cell_value == 1, lmax + self.nc, -1) if singletons else np.full(model.n_cells, -1)
-
-    def of(self, leaves: np.ndarray) -> set[int]:
-        if not self.active:
-            return set()
-        out = {int(c) for c in self.m.leaf_contrib[leaves] if c >= 0}
-        if self.single:
-            out |= {int(l) + self.nc for l in leaves[self.m.leaf_value[leaves] == 1]}
-        return out
-
-
 def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str, list[str]]], *, value: str = "n",
              k: int = 5, contributor: str | None = None, forced: pl.DataFrame | None = None,
-             weights: str | Callable = "sqrt", singletons: bool = True, box_width: int = 12) -> SuppressionResult:
+             weights: str | Callable = "sqrt", singletons: bool = True, box_width: int = 12,
+             polish: int = 3000) -> SuppressionResult:
     """Primary + secondary suppression of all ``tables`` in one consistent pattern (see module doc)."""
     t0 = time.perf_counter()
     if k < 1:
@@ -165,46 +141,12 @@ def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str,
     cost = _costs(vals.astype(np.float64), weights)
     cost[primaries] = 0.0
     search = BoxSearch(model, cost, len(model.contributors), box_width)
-    ins = _Insiders(model, singletons)
+    plan = Plan(model, status, _costs(vals.astype(np.float64), weights), search, Insiders(model, singletons))
     level = (model.cell_codes >= np.array([d.n_leaves for d in model.dims])).sum(1)
     # most aggregated first (fewest ways to protect), then larger values; ids make the order total
-    queue = deque(primaries[np.lexsort((primaries, -vals[primaries], -level[primaries]))].tolist())
-    covered = np.zeros(model.n_cells, dtype=bool)
-    unavoided: dict[int, set[int]] = {}
-    certs: list[tuple[np.ndarray, np.ndarray]] = []
-    while queue:
-        h = queue.popleft()
-        if covered[h] and not unavoided.get(h):
-            continue
-        forbid = unavoided.get(h, set()) if covered[h] else set()
-        found = search.certificate(h, forbid)
-        if found is None:
-            raise RuntimeError(f"no certificate for cell {h} avoiding {sorted(forbid)[:5]}; this is a bug in isu.suppress")
-        leaves, signs, cells, _ = found
-        certs.append((leaves, signs))
-        fresh = cells[status[cells] == 0]
-        status[fresh] = 2
-        search.hide(cells)
-        knows = ins.of(leaves)
-        if not knows:
-            covered[cells] = True
-            for c in cells[np.isin(cells, list(unavoided))].tolist() if unavoided else []:
-                del unavoided[c]
-            queue.extend(fresh.tolist())
-            continue
-        for c in cells.tolist():
-            rel = knows - {int(ins.own_c[c]), int(ins.own_s[c])} if knows else set()
-            if not covered[c]:
-                covered[c] = True
-                if rel:
-                    unavoided[c] = rel
-            elif c in unavoided:
-                unavoided[c] &= rel
-                if not unavoided[c]:
-                    del unavoided[c]
-        queue.extend(fresh.tolist())
-        if h in unavoided:  # h's first certificate touched insiders: it needs another one
-            queue.append(h)
+    plan.protect(primaries[np.lexsort((primaries, -vals[primaries], -level[primaries]))])
+    plan.polish(polish)
+    certs = plan.certificates()
     return SuppressionResult(
         cells=_cells_frame(model, status), certificates=_cert_frame(model, certs), k=k, n_cells=model.n_cells,
         primary=int((status == 1).sum()), secondary=int((status == 2).sum()), seconds=time.perf_counter() - t0,

@@ -36,6 +36,27 @@ def _contract(t: np.ndarray, mats: list[np.ndarray]) -> np.ndarray:
     return t
 
 
+def _align(options: list[tuple[np.ndarray, np.ndarray]], chosen: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Pick a realisation key for each open corner: the key most of its box neighbours (corners one
+    flip away) already use, else the key most corners could use; ties to the smaller key."""
+    allr, counts = np.unique(np.concatenate([o[1] for o in options]), return_counts=True)
+    shape = tuple(sizes) if sizes else (1,)
+    for i in range(len(options)):
+        if chosen[i] >= 0:
+            continue
+        rk = options[i][1]
+        idx = np.unravel_index(i, shape)
+        votes = np.zeros(len(rk))
+        for a, n in enumerate(shape):
+            if n == 2:
+                nb = list(idx)
+                nb[a] = 1 - nb[a]
+                other = chosen[np.ravel_multi_index(tuple(nb), shape)]
+                votes += rk == other
+        chosen[i] = rk[np.lexsort((rk, -counts[np.searchsorted(allr, rk)], -votes))[0]]
+    return chosen
+
+
 class DimCandidates:
     """Per code: signed leaf vectors u whose effect v = M·u is non-zero on that code."""
 
@@ -145,11 +166,14 @@ class BoxSearch:
         self.inc_pad = np.full((len(deg), width), -1, dtype=np.int64)
         self.inc_pad[leaf_of, np.arange(len(leaf_of)) - model.inc_ptr[leaf_of]] = model.inc_cells
 
-    def hide(self, cells: np.ndarray) -> None:
-        self.cost[cells] = 0.0
+    def set_cost(self, cells: np.ndarray, value: float) -> None:
+        self.cost[cells] = value
         for ts in self.tabs:
             p = ts.pos[cells]
-            ts.w.ravel()[p[p >= 0]] = 0.0
+            ts.w.ravel()[p[p >= 0]] = value
+
+    def hide(self, cells: np.ndarray) -> None:
+        self.set_cost(cells, 0.0)
 
     def effect(self, leaves: np.ndarray, signs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact δ = X·z on canonical cells: (cells with δ ≠ 0, δ there)."""
@@ -163,10 +187,11 @@ class BoxSearch:
     def forbidden_leaves(self, leaves: np.ndarray, forbid: set[int]) -> np.ndarray:
         if not forbid:
             return np.zeros(len(leaves), dtype=bool)
-        f = np.array(sorted(forbid), dtype=np.int64)
-        bad = np.isin(self.m.leaf_contrib[leaves], f)
-        single = self.m.leaf_value[leaves] == 1
-        return bad | (single & np.isin(leaves + self.n_contrib, f))
+        contrib = self.m.leaf_contrib[leaves].tolist()
+        single = (self.m.leaf_value[leaves] == 1).tolist()
+        nc = self.n_contrib
+        return np.array([c in forbid or (s and l + nc in forbid)
+                         for c, s, l in zip(contrib, single, leaves.tolist())], dtype=bool)
 
     def certificate(self, h: int, forbid: set[int]):
         """(leaves, signs, cells, δ) of the cheapest certificate found for cell h avoiding ``forbid``."""
@@ -218,7 +243,8 @@ class BoxSearch:
         f = np.array(sorted(forbid), dtype=np.int64)
         rows, costs = kernel.best_boxes(ts.w.ravel(), ts.wstr, at, lp, lm, np.concatenate([g[2] for g in got]),
                                         np.concatenate([g[4] for g in got]), off, self.k, ts.zero.ravel(), ts.zstr,
-                                        f, ts.corner_contrib.ravel(), ts.corner_single.ravel(), self.n_contrib, 8)
+                                        f, ts.corner_contrib.ravel(), ts.corner_single.ravel(), self.n_contrib,
+                                        1 if self.cancel_axes[ti] is None and not ts.rdims else 8)
         for r, c in zip(rows, costs):
             if r[0] < 0 or c >= BIG:
                 break
@@ -288,7 +314,7 @@ class BoxSearch:
             options.append((leaves[keep], rk[keep]))
         axes = self.cancel_axes[ti]
         cancel = next((a for a in (axes or []) if box[a][1] >= 0), None)
-        chosen = np.zeros(len(tks), dtype=np.int64)
+        chosen = np.full(len(tks), -1, dtype=np.int64)
         if axes is not None and cancel is not None:
             group = tks - (tks // ts.lstride[cancel] % ts.lshape[cancel]) * ts.lstride[cancel]
             for g in np.unique(group):
@@ -296,14 +322,10 @@ class BoxSearch:
                 common = options[members[0]][1]
                 for i in members[1:]:
                     common = np.intersect1d(common, options[i][1], assume_unique=True)
-                if not len(common):
-                    return None
-                chosen[members] = common[0]
-        else:
-            allr, counts = np.unique(np.concatenate([o[1] for o in options]), return_counts=True)
-            for i, (_, rk) in enumerate(options):
-                c = counts[np.searchsorted(allr, rk)]
-                chosen[i] = rk[np.lexsort((rk, -c))[0]]
+                if len(common):
+                    chosen[members] = common[0]
+        if (chosen < 0).any():  # the other tables see these corners: align neighbours so margins cancel
+            chosen = _align(options, chosen, [2 if lm >= 0 else 1 for _, lm in box])
         leaves = np.array([int(o[0][np.searchsorted(o[1], chosen[i])]) for i, o in enumerate(options)])
         return leaves, signs
 

@@ -85,22 +85,40 @@ def _extend(pref, npref, a, vals, nvals, stride, out):
 
 
 @njit(cache=True)
+def _box_cost(cells, ncells, row, sup, slen, stride, w, threshold):
+    """Σ w over (prefix cells) × (last axis support), stopping once it reaches ``threshold``."""
+    cost = 0.0
+    for i in range(ncells):
+        base = cells[i]
+        for j in range(slen[row]):
+            cost += w[base + sup[row, j] * stride]
+        if cost >= threshold:
+            return cost
+    return cost
+
+
+@njit(cache=True)
 def best_boxes(w, wstr, at, lp, lm, sup, slen, off, k, zero, zstr, forbid, cc, cs, nc, nbest):
     """Rows (into lp/lm) of the ``nbest`` cheapest valid boxes, cheapest first, and their costs.
 
-    Boxes are visited in C order over the selected candidates (last axis fastest); the offsets of
-    the box cells and corners are kept per prefix of axes, so a step recomputes only what changed.
+    Boxes are visited in C order over the selected candidates with the axis of most candidates
+    innermost; offsets of the box cells and corners are kept per prefix of axes, so a step
+    recomputes only what changed, and a box is dropped as soon as its cost reaches the 8th best.
     """
     d = at.size
-    sel, nsel = _select(w, wstr, at, lp, lm, sup, slen, off, k)
+    sel0, nsel0 = _select(w, wstr, at, lp, lm, sup, slen, off, k)
+    perm = np.argsort(nsel0, kind="mergesort")
+    sel = sel0[perm]
+    nsel = nsel0[perm]
+    ws = wstr[perm]
+    zs = zstr[perm]
     best_cost = np.full(nbest, np.inf)
     best_rows = np.full((nbest, d), -1, np.int64)
-    width = sup.shape[1]
     cap = 1
     for a in range(d):
-        cap *= width
-    cells = np.zeros((d + 1, cap), np.int64)
-    ncells = np.ones(d + 1, np.int64)
+        cap *= sup.shape[1]
+    cells = np.zeros((d, cap), np.int64)
+    ncells = np.ones(d, np.int64)
     corners = np.zeros((d + 1, 1 << d), np.int64)
     ncorners = np.ones(d + 1, np.int64)
     leaves = np.zeros(2, np.int64)
@@ -110,22 +128,19 @@ def best_boxes(w, wstr, at, lp, lm, sup, slen, off, k, zero, zstr, forbid, cc, c
         total *= nsel[a]
     changed = 0
     for _ in range(total):
-        for a in range(changed, d):
+        for a in range(changed, d - 1):
             row = sel[a, ctr[a]]
-            ncells[a + 1] = _extend(cells[a], ncells[a], a, sup[row], slen[row], wstr[a], cells[a + 1])
-            leaves[0] = lp[row]
-            leaves[1] = lm[row]
-            ncorners[a + 1] = _extend(corners[a], ncorners[a], a, leaves, 2 if lm[row] >= 0 else 1, zstr[a],
-                                      corners[a + 1])
-        threshold = best_cost[nbest - 1]
-        cost = 0.0
-        last = cells[d]
-        for i in range(ncells[d]):
-            cost += w[last[i]]
-            if cost >= threshold:
-                break
-        ok = cost < threshold
+            ncells[a + 1] = _extend(cells[a], ncells[a], a, sup[row], slen[row], ws[a], cells[a + 1])
+        last = sel[d - 1, ctr[d - 1]]
+        cost = _box_cost(cells[d - 1], ncells[d - 1], last, sup, slen, ws[d - 1], w, best_cost[nbest - 1])
+        ok = cost < best_cost[nbest - 1]
         if ok:
+            for a in range(d):
+                row = sel[a, ctr[a]]
+                leaves[0] = lp[row]
+                leaves[1] = lm[row]
+                ncorners[a + 1] = _extend(corners[a], ncorners[a], a, leaves, 2 if lm[row] >= 0 else 1, zs[a],
+                                          corners[a + 1])
             cor = corners[d]
             for i in range(ncorners[d]):
                 idx = cor[i]
@@ -141,7 +156,7 @@ def best_boxes(w, wstr, at, lp, lm, sup, slen, off, k, zero, zstr, forbid, cc, c
                 j -= 1
             best_cost[j] = cost
             for a in range(d):
-                best_rows[j, a] = sel[a, ctr[a]]
+                best_rows[j, perm[a]] = sel[a, ctr[a]]
         a = d - 1
         while a >= 0:
             ctr[a] += 1

@@ -129,8 +129,10 @@ def text_layer(profile: Profile, header: set[str], *, municipality: str | None) 
             if src in header:
                 add(f, src, mfields.get(f))
     for g, group in enumerate(profile.groups):
-        if group.instrument_column:
+        if group.instrument_column in header:
             add("instrument", group.instrument_column, mfields["instrument"], out=f"m{g}_instrument")
+        elif group.instrument_column:
+            layer.cols[f"_t_m{g}_instrument"] = "NULL"  # values without it are rejected as missing_value
         else:
             layer.cols[f"_t_m{g}_instrument"] = lit(group.instrument)
         for tp, spec in group.timepoints.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -224,8 +225,9 @@ def isu(monkeypatch, capsys):
 
 
 def run_isu(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the real ``isu`` console entry in a subprocess (exit codes and stderr as a user sees them)."""
-    cmd = [sys.executable, "-c", "from isu.cli.main import run; run()", *args]
+    """Run the installed ``isu`` console script in a subprocess (exit codes and stderr as a user sees them)."""
+    script = shutil.which("isu", path=os.path.dirname(sys.executable)) or shutil.which("isu")
+    cmd = [script, *args] if script else [sys.executable, "-c", "from isu.cli.main import run; run()", *args]
     return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 

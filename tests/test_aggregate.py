@@ -8,10 +8,10 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
+from isu.schemas import code_list
 
 from isu import aggregate as agg
 from isu.errors import IsuError
-from isu.schemas import code_list
 from isu.stats import classify_change, rci_s_diff
 from isu.store import connect
 
@@ -150,7 +150,7 @@ def test_margins_add_up(tmp_path):
                 mask &= pl.col(d).is_in(sorted(a.groups[d][row[d]]))
             assert inner.filter(mask)["n"].sum() == row["records"]
     # county 01 = sum of its municipalities; pool Södertörn = its members; all = everything ended
-    tot = lambda geo: cells.filter(period="all", geo_code=geo, category="all", need_area="all", sex="all", age_band="all")["records"].item()  # noqa: E731
+    tot = lambda geo: cells.filter(period="all", geo_code=geo, category="all", need_area="all", sex="all", age_band="all")["records"].item()
     assert tot("01") == sum(tot(m) for m in (*SODERTORN, "0180"))
     assert tot("sodertorn") == sum(tot(m) for m in SODERTORN)
     assert tot("all") == con.execute("SELECT count(*) FROM records WHERE ended_on IS NOT NULL").fetchall()[0][0]

@@ -111,6 +111,13 @@ def test_optional_columns_may_be_absent(ws):
     assert measurements(ws)["K1"] == [("T0", "severity04", date(2024, 3, 1), 3.0)]
 
 
+def test_export_without_measurement_columns(ws):
+    header = [c for f, c in WIDE.columns.items() if f != "client"]
+    r = ws.import_(write_csv(ws.dir / "rec.csv", [wide_row(1), wide_row(2)], header))
+    assert (r.rows_accepted, r.records_inserted, r.measurements) == (2, 2, 0), r.errors_by_type
+    assert measurements(ws) == {}
+
+
 def test_extra_unrelated_columns_are_ignored(ws):
     header = wide_header() + ["Handläggare", "Kommentar"]
     rows = [{**wide_row(1), "Handläggare": "Anna", "Kommentar": "fri text"}]

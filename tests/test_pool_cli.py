@@ -243,6 +243,7 @@ def _consistent(db: Path) -> dict:
         con.close()
 
 
+@pytest.mark.slow
 def test_two_imports_at_once_on_one_region(bulky, tmp_path):
     d, region_before, packages = bulky
     region = shutil.copy(region_before, tmp_path / "region.duckdb")
@@ -266,6 +267,7 @@ def test_two_imports_at_once_on_one_region(bulky, tmp_path):
     _consistent(region)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_leaves_before_or_after(bulky, tmp_path):
     """Children forked from a server that has isu loaded (no start-up cost), killed with SIGKILL."""
     d, region_before, packages = bulky

@@ -35,6 +35,15 @@ def full(tmp_path_factory):
     con.close()
 
 
+@pytest.fixture(scope="module")
+def by_category(tmp_path_factory):
+    """Fewer, larger cells (two municipalities, categories only), so that statistics get shown."""
+    con = random_store(tmp_path_factory.mktemp("cat") / "w.duckdb", n=300, municipalities=JAMTLAND[:2])
+    result = pub.publish(con, k=K, spec=SMALL, lp_max_cells=0)
+    yield con, aggregate(con, SMALL), result
+    con.close()
+
+
 def _truth(a) -> pl.DataFrame:
     """True counts per cell from the aggregation (independent of the engine)."""
     rec = a.records_cells.unpivot(index=["period", "geo_code", "category", "need_area", "sex", "age_band"],
@@ -74,7 +83,7 @@ def test_secondary_suppression_protects_margins(full):
     c = result.cells
     outcome = c.filter(pl.col("table_name").str.starts_with("outcomes"))
     keys = KEYS
-    rel = lambda tot, parts: _lone_hidden(outcome, pl.col("measure") == tot, pl.col("measure").is_in(parts), keys)  # noqa: E731
+    rel = lambda tot, parts: _lone_hidden(outcome, pl.col("measure") == tot, pl.col("measure").is_in(parts), keys)
     assert rel("t0_n", ["paired_n", "attrition_n"]) == 0
     assert rel("paired_n", ["improved_n", "unchanged_n", "deteriorated_n"]) == 0
     # county 23 = Σ its municipalities, for every other coordinate
@@ -90,8 +99,8 @@ def _wide_stats(result) -> pl.DataFrame:
     return o.pivot(on="measure", index=KEYS, values=["value", "status"])
 
 
-def test_statistics_need_paired_n_at_least_k_and_shown(full):
-    _, a, result, _ = full
+def test_statistics_need_paired_n_at_least_k_and_shown(by_category):
+    _, a, result = by_category
     w = _wide_stats(result).join(a.outcome_cells.select(*CELL, raw_paired=pl.col("paired_n")), on=CELL, how="left")
     small = w.filter(pl.col("raw_paired").is_between(1, K - 1))
     assert small.height and (small["status_mean_change"] == "primary").all() and small["value_mean_change"].is_null().all()
@@ -206,6 +215,13 @@ def test_deterministic_with_lp_audit(tmp_path):
                       params=[r.publication_id]).pl() for r in runs]
     con.close()
     assert stored[0].equals(stored[1])
+
+
+def test_municipal_insiders(tmp_path):
+    _tiny(tmp_path / "w.duckdb")
+    result = pub.publish(tmp_path / "w.duckdb", k=K, spec=SMALL, lp_max_cells=0, municipal_insiders=True)
+    rank = result.audit["checks"]["outcomes"]["rank_test"]
+    assert rank["ran"] and rank["insiders"] >= 2 and result.audit["disclosed"] == 0
 
 
 def test_xlsx_and_parquet(tmp_path):

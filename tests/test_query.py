@@ -5,13 +5,12 @@ import subprocess
 
 import polars as pl
 import pytest
+from isu.cli.main import app
 from test_aggregate import random_store
 from typer.testing import CliRunner
 
 from isu import query
-from isu.cli.main import app
 from isu.errors import IsuError
-from isu.publish import publish
 from isu.store import connect
 
 SPEC_ARGS = ["--period", "year"]
@@ -94,7 +93,18 @@ def test_cli_sql_formats(db):
 
 
 def test_cli_refusal_is_one_line(db):
-    proc = subprocess.run(["isu", "--db", str(db), "sql", "SELECT * FROM records"], capture_output=True, text=True)
+    proc = subprocess.run(["isu", "--db", str(db), "sql", "SELECT * FROM records"], capture_output=True, text=True, check=False)
     assert proc.returncode == 1
     assert "microdata" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_open_connection_accepted(db):
+    con = connect(db, read_only=True)
+    try:
+        assert query.published(con, "outcomes_category").equals(query.published(db, "outcomes_category"))
+        assert query.sql(con, "SELECT count(*) AS n FROM cells")["n"][0] > 0
+        with pytest.raises(IsuError, match="microdata"):
+            query.sql(con, "SELECT * FROM records")
+    finally:
+        con.close()

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from isu.errors import InputError
+from isu.errors import InputError, IsuError
+from isu.importer import import_file
+from isu.keys import PoolKey
 from isu.read import inspect_file
+from isu.store import init_store
 from isu.schemas.profiles import PROFILES_DIR
 
 from conftest import WIDE, wide_header, wide_row, write_csv, write_xlsx
 
+KEY = PoolKey(bytes(range(32)))
 SWEDISH = dict(need_area="Försörjning", end_reason="Klienten avbröt")
 
 
@@ -151,3 +160,76 @@ def test_xlsx_with_profile_header_is_matched_like_csv(ws):
     p = write_xlsx(ws.dir / "x.xlsx", rows, header=[f" {h} " for h in wide_header()])
     assert inspect_file(p).header == tuple(wide_header())  # surrounding spaces in header cells are trimmed
     assert ws.import_(p).profile == WIDE.name
+
+
+# --- property: whatever the bytes, the reader ends in a clean result or one IsuError ------------
+
+_VALID = [wide_row(i) for i in range(1, 6)]
+_ODD = ['"', '""', ";", ",", "\t", "\n", "\r\n", 'a"b', '"open', "x\x00y", "€’", "Ω", "  ", "-1", "1e309", "nan", "2024-02-30"]
+
+
+@st.composite
+def exports(draw) -> bytes:
+    """An export-like file: the generic_sv header (sometimes damaged), rows of valid and odd cells,
+    any delimiter, proper or broken quoting, an encoding, and sometimes raw garbage bytes."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=300))
+    header = wide_header()
+    if draw(st.booleans()):
+        header = draw(st.permutations(header))[: draw(st.integers(1, len(header)))]
+    delim = draw(st.sampled_from([";", ",", "\t", "|"]))
+    rows = []
+    for _ in range(draw(st.integers(0, 8))):
+        base = draw(st.sampled_from(_VALID))
+        cells = [base.get(c) or "" for c in header]
+        for _ in range(draw(st.integers(0, 3))):
+            j = draw(st.integers(0, max(0, len(cells) - 1)))
+            odd = draw(st.one_of(st.sampled_from(_ODD), st.text(max_size=10)))
+            if cells:
+                cells[j] = odd
+        cells = cells[: draw(st.integers(max(0, len(cells) - 2), len(cells) + 2))] if draw(st.booleans()) else cells
+        rows.append(cells)
+    buf = io.StringIO()
+    if draw(st.booleans()):
+        w = csv.writer(buf, delimiter=delim, lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
+        w.writerow(header)
+        w.writerows(rows)
+        text = buf.getvalue()
+    else:  # no quoting at all: delimiters and quotes inside cells break the lines
+        text = "\n".join(delim.join(r) for r in [header, *rows]) + draw(st.sampled_from(["", "\n"]))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]))
+    data = text.encode(encoding, errors="replace")
+    if draw(st.integers(0, 4)) == 0:
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.binary(min_size=1, max_size=8)) + data[at:]
+    return data
+
+
+@pytest.fixture(scope="module")
+def fuzz_store(tmp_path_factory):
+    con = duckdb.connect()
+    init_store(con)
+    yield con, tmp_path_factory.mktemp("fuzz")
+    con.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=exports())
+@example(data=";".join(wide_header()[:10]).encode())  # record columns only, no measurement columns (found by this test)
+def test_any_bytes_give_a_clean_result_or_one_isu_error(fuzz_store, data):
+    con, folder = fuzz_store
+    path = folder / f"f{hashlib.sha1(data).hexdigest()[:12]}.csv"
+    path.write_bytes(data)
+    (before,) = con.execute("SELECT count(*) FROM records").fetchone()
+    try:
+        r = import_file(con, path, key=KEY, rejects_path=folder / "rejects.csv")
+    except IsuError as e:
+        assert str(e) and "\n" not in str(e).strip(), repr(e)
+        assert con.execute("SELECT count(*) FROM records").fetchone() == (before,)
+        return
+    finally:
+        path.unlink()
+    (after,) = con.execute("SELECT count(*) FROM records").fetchone()
+    assert r.rows_accepted + r.rows_rejected == r.rows_read
+    assert r.records_inserted + r.records_updated + r.records_unchanged == r.rows_accepted
+    assert after - before == r.records_inserted
