@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 import duckdb
+from isu.schemas import code_list
 
 from isu.pool_export import build_manifest, parquet_source
 from isu.pool_package import member_name, write_package
-from isu.schemas import code_list
 
-__all__ = ["make_packages", "main"]
+__all__ = ["main", "make_packages"]
 
 FINGERPRINT = "0123456789abcdef"
 
@@ -40,7 +40,7 @@ def _records_sql(code: str, n: int, seed: int, people: int) -> str:
         opts = "[" + ", ".join(f"'{o}'" for o in options) + "]"
         return f"{opts}[1 + (hash(i, {seed}, {salt}) % {len(options)})::INTEGER]"
 
-    h = lambda salt, mod: f"(hash(i, {seed}, {salt}) % {mod})::INTEGER"  # noqa: E731
+    h = lambda salt, mod: f"(hash(i, {seed}, {salt}) % {mod})::INTEGER"
     return f"""
         SELECT '{code}' AS municipality,
                '{code}-' || lpad(i::VARCHAR, 7, '0') || ':1' AS record_key,
@@ -121,7 +121,7 @@ con.close()
 
 def _timed(cmd: list[str]) -> float:
     t = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, check=False)
     took = time.perf_counter() - t
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:6])} … failed ({p.returncode}): {p.stderr.strip()[-500:]}")

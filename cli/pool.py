@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -15,7 +14,7 @@ from isu.store import connect
 
 from .main import emit, err
 
-__all__ = ["register", "pool_app"]
+__all__ = ["pool_app", "register"]
 
 pool_app = typer.Typer(
     help="Regional pooling: a municipality exports a pseudonymised package; the region imports packages.",
@@ -38,7 +37,7 @@ def _given_key_fingerprint(ctx: typer.Context) -> str | None:
 def export_cmd(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Package file to write (e.g. 2303-2024.isupool.zip)."),
-    municipality: Optional[str] = typer.Option(None, "--municipality", help="Only this municipality (SCB code)."),
+    municipality: str | None = typer.Option(None, "--municipality", help="Only this municipality (SCB code)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
 ) -> None:
     """Write one pseudonymised package (records, measurements, manifest) for the region."""

@@ -27,6 +27,7 @@ JSON-serialisable dict.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import reduce
 
 import numpy as np
@@ -38,7 +39,18 @@ from isu.audit_exact import in_row_space, lp_intervals
 __all__ = ["audit"]
 
 
-def _dims(result):
+@dataclass(frozen=True)
+class _Dim:
+    name: str
+    leaves: list[str]
+    lidx: dict[str, int]
+    codes: list[str]
+    cidx: dict[str, int]
+    mem: sparse.csr_matrix     # codes × leaves
+    total: str | None
+
+
+def _dims(result) -> list[_Dim]:
     out = []
     for d in result.dims:
         groups = {str(c): frozenset(map(str, g)) for c, g in d.groups.items()}
@@ -47,12 +59,12 @@ def _dims(result):
         codes = sorted(groups)
         mem = sparse.csr_matrix(np.array([[x in groups[c] for x in leaves] for c in codes], dtype=np.int64))
         total = next((c for c in codes if len(groups[c]) == len(leaves) and (c not in lidx or len(leaves) == 1)), None)
-        out.append((d.name, leaves, lidx, codes, {c: i for i, c in enumerate(codes)}, mem, total))
+        out.append(_Dim(d.name, leaves, lidx, codes, {c: i for i, c in enumerate(codes)}, mem, total))
     return out
 
 
 def _inner(result, dims):
-    names = [d[0] for d in dims]
+    names = [d.name for d in dims]
     agg = [pl.col(result.value).cast(pl.Int64).sum().alias("_x")]
     if result.contributor:
         agg.append(pl.col(result.contributor).cast(pl.String).first().alias("_c"))
@@ -62,7 +74,7 @@ def _inner(result, dims):
 
 def _incidence(cells: pl.DataFrame, inner: pl.DataFrame, dims, tables) -> sparse.csr_matrix:
     """X (distinct cells × positive inner cells): X[c, i] = 1 iff inner cell i is summed in cell c."""
-    names = [d[0] for d in dims]
+    names = [d.name for d in dims]
     parts, order = [], []
     todo = cells.with_row_index("_row")
     for _, tdims in tables:
@@ -70,18 +82,18 @@ def _incidence(cells: pl.DataFrame, inner: pl.DataFrame, dims, tables) -> sparse
         mine = todo
         for j, d in enumerate(dims):
             if j not in bd:
-                mine = mine.filter(pl.col(d[0]) == d[6])
+                mine = mine.filter(pl.col(d.name) == d.total)
         if mine.is_empty():
             continue
         todo = todo.join(mine.select("_row"), on="_row", how="anti")
-        kron = reduce(lambda a, b: sparse.kron(a, b, format="csr"), [dims[j][5] for j in bd]) if bd else \
+        kron = reduce(lambda a, b: sparse.kron(a, b, format="csr"), [dims[j].mem for j in bd]) if bd else \
             sparse.csr_matrix(np.ones((1, 1), dtype=np.int64))
         rows = np.zeros(mine.height, dtype=np.int64)
         cols = np.zeros(inner.height, dtype=np.int64)
         for j in bd:
-            name, leaves, lidx, codes, cidx, mem, _ = dims[j]
-            rows = rows * len(codes) + mine[name].replace_strict(cidx, return_dtype=pl.Int64).to_numpy()
-            cols = cols * len(leaves) + inner[name].replace_strict(lidx, return_dtype=pl.Int64).to_numpy()
+            d = dims[j]
+            rows = rows * len(d.codes) + mine[d.name].replace_strict(d.cidx, return_dtype=pl.Int64).to_numpy()
+            cols = cols * len(d.leaves) + inner[d.name].replace_strict(d.lidx, return_dtype=pl.Int64).to_numpy()
         parts.append(kron[rows][:, cols])
         order.append(mine["_row"].to_numpy())
     if not todo.is_empty():
@@ -156,7 +168,7 @@ def audit(result, *, lp_max_cells: int = 2000, rank_max_unknowns: int = 1500, in
     """Audit ``result`` (a :class:`isu.suppress.SuppressionResult`); returns a JSON-serialisable report."""
     t0 = time.perf_counter()
     dims = _dims(result)
-    names = [d[0] for d in dims]
+    names = [d.name for d in dims]
     inner = _inner(result, dims)
     per = result.cells.group_by(names).agg(pl.col("status").n_unique().alias("_ns"), pl.col("status").first(),
                                            pl.col("value").first(), pl.col("value").n_unique().alias("_nv")).sort(names)
@@ -172,10 +184,10 @@ def audit(result, *, lp_max_cells: int = 2000, rank_max_unknowns: int = 1500, in
     rule = (~hid_mask) & (true >= 1) & (true < k)
     if result.forced is not None and not result.forced.is_empty():
         f = result.forced.with_columns(*(pl.col(n).cast(pl.String) for n in names if n in result.forced.columns))
-        f = f.with_columns(*(pl.lit(d[6]).alias(d[0]) for d in dims if d[0] not in f.columns)).select(names)
+        f = f.with_columns(*(pl.lit(d.total).alias(d.name) for d in dims if d.name not in f.columns)).select(names)
         forced_rows = per.with_row_index("_r").join(f.unique(), on=names)["_r"].to_numpy()
         rule[forced_rows] |= ~hid_mask[forced_rows]
-    rep: dict = {"k": k, "cells": per.height, "rows": result.cells.height, "hidden": int(len(hidden)),
+    rep: dict = {"k": k, "cells": per.height, "rows": result.cells.height, "hidden": len(hidden),
                  "primary": int((status == "primary").sum()), "secondary": int((status == "secondary").sum()),
                  "value_mismatches": int((true != value).sum()), "inconsistent_cells": inconsistent,
                  "primary_rule_violations": int(rule.sum())}
@@ -187,7 +199,7 @@ def audit(result, *, lp_max_cells: int = 2000, rank_max_unknowns: int = 1500, in
         a = always.join(own, on=["h", "a"], how="anti")
         insider_bad[a["h"].unique().to_numpy()] = True
     unproven = ~covered
-    lab = lambda i: {n: per[n][int(i)] for n in names}  # noqa: E731
+    lab = lambda i: {n: per[n][int(i)] for n in names}
     ok_bound = bound[covered]
     rep["proof"] = {"method": "integer certificates, exact arithmetic", "proven_safe": int(covered.sum()),
                     "unproven": int(unproven.sum()), "insider_unproven": int(insider_bad.sum()),
@@ -225,14 +237,14 @@ def _own_insiders(x, inner, hidden, nc, result) -> pl.DataFrame:
 
 def _dense_rows(per, dims):
     rows = np.ones((per.height, 1), dtype=np.int64)
-    for name, leaves, lidx, codes, cidx, mem, _ in dims:
-        m = mem.toarray()[per[name].replace_strict(cidx, return_dtype=pl.Int64).to_numpy()]
+    for d in dims:
+        m = d.mem.toarray()[per[d.name].replace_strict(d.cidx, return_dtype=pl.Int64).to_numpy()]
         rows = (rows[:, :, None] * m[:, None, :]).reshape(per.height, -1)
     return rows
 
 
 def _small_checks(result, dims, per, inner, hidden, shown, true, lp_max, rank_max, ins_max, rep, lab):
-    size = int(np.prod([len(d[1]) for d in dims]))
+    size = int(np.prod([len(d.leaves) for d in dims]))
     none = np.zeros(len(hidden), dtype=bool)
     rep["rank_test"] = {"ran": False, "unknowns": size, "limit": rank_max}
     rep["lp"] = {"ran": False, "cells": per.height, "limit": lp_max}
@@ -246,8 +258,8 @@ def _small_checks(result, dims, per, inner, hidden, shown, true, lp_max, rank_ma
     rep["rank_test"].update(ran=True, disclosed=int(disc.sum()), method="modular elimination, two 31-bit primes")
     full = np.zeros(size, dtype=np.int64)
     leaf_flat = np.zeros(inner.height, dtype=np.int64)
-    for name, leaves, lidx, *_ in dims:
-        leaf_flat = leaf_flat * len(leaves) + inner[name].replace_strict(lidx, return_dtype=pl.Int64).to_numpy()
+    for d in dims:
+        leaf_flat = leaf_flat * len(d.leaves) + inner[d.name].replace_strict(d.lidx, return_dtype=pl.Int64).to_numpy()
     full[leaf_flat] = inner["_x"].to_numpy()
     insiders = []
     if result.contributor:
@@ -280,13 +292,13 @@ def _contributor_columns(result, dims, inner, c, leaf_flat, size) -> np.ndarray:
     """Leaf combinations contributor c knows: its positive cells, and its zeros when one dim names it."""
     cols = np.zeros(size, dtype=bool)
     cols[leaf_flat[(inner["_c"] == c).to_numpy()]] = True
-    names = [d[0] for d in dims]
+    names = [d.name for d in dims]
     for j, name in enumerate(names):
         m = inner.group_by(name).agg(pl.col("_c").n_unique().alias("n"), pl.col("_c").first())
         if m.height and (m["n"] == 1).all():
             leaves = set(m.filter(pl.col("_c") == c)[name].to_list())
-            shape = [len(d[1]) for d in dims]
+            shape = [len(d.leaves) for d in dims]
             idx = np.unravel_index(np.arange(size), shape)[j]
-            cols |= np.isin(idx, [dims[j][2][x] for x in leaves])
+            cols |= np.isin(idx, [dims[j].lidx[x] for x in leaves])
             break
     return cols

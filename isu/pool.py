@@ -11,14 +11,14 @@ from .pool_import import ALREADY, IMPORTED, SUPERSEDED, import_packages
 from .pool_package import Manifest, Package, open_package, write_package
 
 __all__ = [
+    "ALREADY",
+    "IMPORTED",
+    "SUPERSEDED",
+    "Manifest",
+    "Package",
+    "build_manifest",
     "export_package",
     "import_packages",
     "open_package",
     "write_package",
-    "build_manifest",
-    "Manifest",
-    "Package",
-    "IMPORTED",
-    "ALREADY",
-    "SUPERSEDED",
 ]

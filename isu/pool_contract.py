@@ -18,7 +18,7 @@ from .schemas.models import ContractModel, Intervention, Measurement
 from .schemas.rules import NotBefore, WithinInstrumentRange
 from .validate import ID_PATTERN_SQL, lit, q
 
-__all__ = ["Check", "Violation", "violations", "record_columns", "measurement_columns", "table_checks", "KEY_COLUMNS"]
+__all__ = ["KEY_COLUMNS", "Check", "Violation", "measurement_columns", "record_columns", "table_checks", "violations"]
 
 #: Identity of a record in a package and in the store.
 KEY_COLUMNS = ("municipality", "record_key")

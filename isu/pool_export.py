@@ -8,7 +8,7 @@ a package that leaves is one the region accepts; measurements travel only with t
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -17,12 +17,20 @@ from . import __version__
 from .errors import IsuError, KeyFileError, WorkspaceError
 from .pool_contract import measurement_columns, record_columns, violations
 from .pool_package import (
-    FORMAT, PACKAGE_VERSION, FileEntry, Manifest, MunicipalityEntry, Period, file_sha256, member_name, write_package,
+    FORMAT,
+    PACKAGE_VERSION,
+    FileEntry,
+    Manifest,
+    MunicipalityEntry,
+    Period,
+    file_sha256,
+    member_name,
+    write_package,
 )
 from .schemas import SCHEMA_VERSION
 from .store import STORE_VERSION
 
-__all__ = ["export_package", "build_manifest", "parquet_source", "municipality_stats", "workspace_fingerprint"]
+__all__ = ["build_manifest", "export_package", "municipality_stats", "parquet_source", "workspace_fingerprint"]
 
 
 def _quoted(path: Path) -> str:
@@ -76,7 +84,7 @@ def build_manifest(
     ]
     return Manifest(
         format=FORMAT, package_version=PACKAGE_VERSION, schema_version=SCHEMA_VERSION, store_version=STORE_VERSION,
-        toolkit_version=__version__, created_at=created_at or datetime.now(timezone.utc),
+        toolkit_version=__version__, created_at=created_at or datetime.now(UTC),
         key_fingerprint=key_fingerprint, municipalities=munis,
         period=Period(first=min(firsts, default=None), last=max(lasts, default=None)), files=files,
     )

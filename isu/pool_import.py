@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from typing import Callable, Iterable
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
@@ -32,7 +32,7 @@ from .pool_package import TABLES, Package, open_package
 from .schemas import SCHEMA_VERSION
 from .store import STORE_VERSION, transaction
 
-__all__ = ["import_packages", "IMPORTED", "ALREADY", "SUPERSEDED", "CHUNK_RECORDS"]
+__all__ = ["ALREADY", "CHUNK_RECORDS", "IMPORTED", "SUPERSEDED", "import_packages"]
 
 IMPORTED, ALREADY, SUPERSEDED = "imported", "already imported", "superseded"
 #: Records staged in memory at once; a chunk is verified and written before the next is read.
@@ -183,7 +183,7 @@ def _duplicate_culprit(chunk: list[Package], staged: dict[str, pa.Table]) -> Exc
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _import_chunk(con: duckdb.DuckDBPyConnection, chunk: list[Package], progress: Callable[[], None]) -> list[dict]:

@@ -23,9 +23,20 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from .errors import InputError, PackageError
 
 __all__ = [
-    "FORMAT", "PACKAGE_VERSION", "MANIFEST", "TABLES", "member_name",
-    "FileEntry", "MunicipalityEntry", "Period", "Manifest",
-    "Package", "refused", "open_package", "write_package", "file_sha256",
+    "FORMAT",
+    "MANIFEST",
+    "PACKAGE_VERSION",
+    "TABLES",
+    "FileEntry",
+    "Manifest",
+    "MunicipalityEntry",
+    "Package",
+    "Period",
+    "file_sha256",
+    "member_name",
+    "open_package",
+    "refused",
+    "write_package",
 ]
 
 FORMAT = "isu-pool-package"

@@ -36,38 +36,40 @@ def hmac_params(key: PoolKey) -> dict[str, bytes]:
 
 
 def parse_sql(col: str, today: date | None = None) -> dict[str, str]:
-    """Layer 1, over the raw id column ``col``: ``pid_twelve`` (canonical, or NULL) and ``pid_masked``."""
+    """Steps over the raw id column ``col``, each naming the one before (evaluate in order, e.g.
+    as nested SELECTs): ``pid_twelve`` (canonical, or NULL) and ``pid_masked``."""
     today = today or date.today()
-    # python-stdnum's compact(): drop spaces and colons; 10/12 characters without a separator
-    # get one before the last four; '-' and '+' inside the date part are dropped
-    c = f"regexp_replace(trim({col}), '[ :]', '', 'g')"
-    c = f"(CASE WHEN length({c}) IN (10, 12) AND substr({c}, -5, 1) NOT IN ('-', '+') THEN {c}[:-5] || '-' || {c}[-4:] ELSE {c} END)"
-    s = f"(replace(replace({c}[:-6], '-', ''), '+', '') || {c}[-5:])"
-    parts = f"regexp_extract({s}, '{_PATTERN}', ['c', 'ymd', 'sep', 'serial'])"
-    yy = f"TRY_CAST(substr({parts}.ymd, 1, 2) AS INTEGER)"
+    yy = "TRY_CAST(substr(struct_extract(_pid_p, 'ymd'), 1, 2) AS INTEGER)"
     century = (
-        f"CASE WHEN {parts}.c <> '' THEN {parts}.c ELSE CAST({today.year // 100} "
+        f"CASE WHEN struct_extract(_pid_p, 'c') <> '' THEN struct_extract(_pid_p, 'c') ELSE CAST({today.year // 100} "
         f"- CASE WHEN {yy} > {today.year % 100} THEN 1 ELSE 0 END "
-        f"- CASE WHEN {parts}.sep = '+' THEN 1 ELSE 0 END AS VARCHAR) END"
+        f"- CASE WHEN struct_extract(_pid_p, 'sep') = '+' THEN 1 ELSE 0 END AS VARCHAR) END"
     )
     return {
-        "pid_twelve": f"CASE WHEN {parts}.ymd <> '' THEN {century} || {parts}.ymd || {parts}.serial END",
+        # python-stdnum's compact(): drop spaces and colons; 10/12 characters without a separator
+        # get one before the last four; '-' and '+' inside the date part are dropped
+        "_pid_c": f"regexp_replace(trim({col}), '[ :]', '', 'g')",
+        "_pid_d": "CASE WHEN length(_pid_c) IN (10, 12) AND substr(_pid_c, -5, 1) NOT IN ('-', '+') "
+                  "THEN _pid_c[:-5] || '-' || _pid_c[-4:] ELSE _pid_c END",
+        "_pid_p": f"regexp_extract(replace(replace(_pid_d[:-6], '-', ''), '+', '') || _pid_d[-5:], '{_PATTERN}', "
+                  "['c', 'ymd', 'sep', 'serial'])",
+        "pid_twelve": f"CASE WHEN struct_extract(_pid_p, 'ymd') <> '' THEN {century} || struct_extract(_pid_p, 'ymd') || struct_extract(_pid_p, 'serial') END",
         "pid_masked": f"translate({col}, '0123456789', '**********')",
     }
 
 
 def derive_sql(twelve: str) -> dict[str, str]:
-    """Layer 2, over the canonical column: validity, pseudonym (needs ``hmac_params``), birth year, sex."""
+    """Steps over the canonical column: ``pid_valid``, then pseudonym (needs ``hmac_params``), birth year, sex."""
     day = f"CAST(substr({twelve}, 7, 2) AS INTEGER)"
     real_day = f"lpad(CAST(CASE WHEN {day} > 60 THEN {day} - 60 ELSE {day} END AS VARCHAR), 2, '0')"
     birth_ok = f"try_strptime(substr({twelve}, 1, 6) || {real_day}, '%Y%m%d') IS NOT NULL"
     d = [f"CAST(substr({twelve}, {3 + i}, 1) AS INTEGER)" for i in range(10)]
     luhn_sum = " + ".join(f"({x} * 2) // 10 + ({x} * 2) % 10" if i % 2 == 0 else x for i, x in enumerate(d))
     return {
-        "pid_valid": f"({twelve} IS NOT NULL AND substr({twelve}, 1, 4) <> '0000' AND {birth_ok} AND ({luhn_sum}) % 10 = 0)",
-        "pid_client": f"sha256($isu_opad || unhex(sha256($isu_ipad || encode({twelve}))))",
-        "pid_birth_year": f"CAST(substr({twelve}, 1, 4) AS SMALLINT)",
-        "pid_sex": f"CASE WHEN CAST(substr({twelve}, 11, 1) AS INTEGER) % 2 = 1 THEN 'M' ELSE 'F' END",
+        "pid_valid": f"coalesce({twelve} IS NOT NULL AND substr({twelve}, 1, 4) <> '0000' AND {birth_ok} AND ({luhn_sum}) % 10 = 0, false)",
+        "pid_client": f"CASE WHEN pid_valid THEN sha256($isu_opad || unhex(sha256($isu_ipad || encode({twelve})))) END",
+        "pid_birth_year": f"CASE WHEN pid_valid THEN CAST(substr({twelve}, 1, 4) AS SMALLINT) END",
+        "pid_sex": f"CASE WHEN pid_valid THEN CASE WHEN CAST(substr({twelve}, 11, 1) AS INTEGER) % 2 = 1 THEN 'M' ELSE 'F' END END",
     }
 
 

@@ -38,7 +38,7 @@ def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, s
     checks.extend((f"_e{i}", f"_v{i}", column) for i, column in enumerate(typed.errors))
     con.execute("DROP TABLE IF EXISTS _stage")
     text.create_alias_tables(con)
-    con.execute(f"CREATE TEMP TABLE _stage AS SELECT {typed.select()} FROM ({text.sql(scan)}) AS _text", params or None)
+    con.execute(f"CREATE TEMP TABLE _stage AS {typed.sql(text.sql(scan))}", params or None)
     if src.kind != "csv":
         return []  # XLSX has no malformed lines
     try:

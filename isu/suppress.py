@@ -3,8 +3,8 @@
 API (generic; knows nothing of the store)::
 
     suppress(inner, dims, tables, *, value="n", k=5, contributor=None, forced=None,
-             weights="sqrt", singletons=True, box_width=12, polish=3000) -> SuppressionResult
-    audit(result, *, lp_max_cells=2000, rank_max_unknowns=3000) -> dict      # from isu.audit
+             weights="sqrt", singletons=True, box_width=12, polish=1000) -> SuppressionResult
+    audit(result, *, lp_max_cells=2000, rank_max_unknowns=1500, insider_rank_max=30) -> dict  # isu.audit
 
 * ``inner``: one row per leaf cell (a leaf code in every ``Dimension`` column) with a non-negative
   integer count ``value``; missing combinations are zeros. Optional ``contributor`` column: who
@@ -26,7 +26,15 @@ stays non-negative) its LP interval has positive width. Insiders: a contributor 
 and the one person of a count-1 leaf knows that leaf (``singletons``); every hidden cell that is not
 wholly an insider's own needs, for each insider, a certificate that leaves that insider's leaves
 alone — so two single-contributor cells in one margin never reveal each other. Certificates are
-found by :mod:`isu.suppress_box` (cheapest "box" by cost) and returned for the independent audit.
+found by :mod:`isu.suppress_box` (cheapest "box" by cost; inner loop compiled by numba in
+:mod:`isu.suppress_kernel`, numpy fallback), kept by :mod:`isu.suppress_plan`, and returned for the
+independent audit (:mod:`isu.audit`).
+
+What is and is not guaranteed: every hidden cell has a verified certificate, so it is not exactly
+recomputable by any linear combination of published cells, nor by LP with non-negativity, nor by any
+single insider. The pattern is greedy, not minimal: product boxes need positive corners, so in sparse
+data margins (up to national totals) get hidden where a general null vector would be cheaper;
+integrality of counts is not used by the attacker model.
 
 Result: ``cells`` has one row per table and cell: ``table``, every dim column (codes, total for
 margins), ``value`` (the true count; the caller blanks hidden ones) and ``status`` in
@@ -47,7 +55,7 @@ from isu.suppress_box import BIG, BoxSearch
 from isu.suppress_model import Dimension, Model, build_model
 from isu.suppress_plan import Insiders, Plan
 
-__all__ = ["Dimension", "SuppressionResult", "suppress", "audit", "STATUS"]
+__all__ = ["STATUS", "Dimension", "SuppressionResult", "audit", "suppress"]
 
 STATUS = ("shown", "primary", "secondary")
 
@@ -127,7 +135,7 @@ def _costs(values: np.ndarray, weights: str | Callable) -> np.ndarray:
 def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str, list[str]]], *, value: str = "n",
              k: int = 5, contributor: str | None = None, forced: pl.DataFrame | None = None,
              weights: str | Callable = "sqrt", singletons: bool = True, box_width: int = 12,
-             polish: int = 3000) -> SuppressionResult:
+             polish: int = 1000) -> SuppressionResult:
     """Primary + secondary suppression of all ``tables`` in one consistent pattern (see module doc)."""
     t0 = time.perf_counter()
     if k < 1:

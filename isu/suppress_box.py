@@ -16,8 +16,6 @@ leaf → cell incidence, so the heuristic costs never decide safety, only price.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from isu import suppress_kernel as kernel
@@ -166,11 +164,13 @@ class BoxSearch:
         self.inc_pad = np.full((len(deg), width), -1, dtype=np.int64)
         self.inc_pad[leaf_of, np.arange(len(leaf_of)) - model.inc_ptr[leaf_of]] = model.inc_cells
 
-    def set_cost(self, cells: np.ndarray, value: float) -> None:
+    def set_cost(self, cells: np.ndarray, value) -> None:
+        value = np.broadcast_to(np.asarray(value, dtype=np.float64), cells.shape)
         self.cost[cells] = value
         for ts in self.tabs:
             p = ts.pos[cells]
-            ts.w.ravel()[p[p >= 0]] = value
+            ok = p >= 0
+            ts.w.ravel()[p[ok]] = value[ok]
 
     def hide(self, cells: np.ndarray) -> None:
         self.set_cost(cells, 0.0)

@@ -20,7 +20,7 @@ import polars as pl
 
 from isu.errors import IsuError
 
-__all__ = ["Dimension", "DimIndex", "TableIndex", "Model", "build_model", "MAX_TABLE_CELLS"]
+__all__ = ["MAX_TABLE_CELLS", "DimIndex", "Dimension", "Model", "TableIndex", "build_model"]
 
 #: A table is held as a dense array over its codes; beyond this, split the call (or coarsen codes).
 MAX_TABLE_CELLS = 40_000_000
@@ -38,7 +38,7 @@ class Dimension:
     groups: Mapping[str, frozenset[str]]
 
     @classmethod
-    def flat(cls, name: str, leaves: list[str], total: str | None = "all") -> "Dimension":
+    def flat(cls, name: str, leaves: list[str], total: str | None = "all") -> Dimension:
         groups = {leaf: frozenset({leaf}) for leaf in leaves}
         if total is not None:
             groups[total] = frozenset(leaves)

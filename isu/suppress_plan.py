@@ -20,9 +20,9 @@ import numpy as np
 from isu.suppress_box import BIG, BoxSearch
 from isu.suppress_model import Model
 
-__all__ = ["Plan", "Insiders"]
+__all__ = ["Insiders", "Plan"]
 
-MAX_AFFECTED = 64
+MAX_AFFECTED = 400
 
 
 class Insiders:
@@ -109,42 +109,68 @@ class Plan:
                 queue.append(h)
 
     def polish(self, attempts: int) -> int:
-        """Publish back secondary cells whose certificates can be replaced at no cost; returns how many."""
+        """Swap moves: publish a secondary cell back when the hidden cells that lose a certificate can be
+        re-certified by hiding cells of smaller total cost. Costliest first; returns how many were freed."""
         sec = np.flatnonzero(self.status == 2)
         order = sec[np.lexsort((sec, -self.cost0[sec]))][:attempts]
         freed = 0
         for s in order.tolist():
             drop = frozenset(self.cover.get(s, ()))
             affected = sorted({c for b in drop for c in self.certs[b][2].tolist()} - {s})
-            if len(affected) > MAX_AFFECTED:  # wide certificates are rarely replaceable at no cost
+            if len(affected) > MAX_AFFECTED:  # wide certificates are rarely replaceable cheaply
                 continue
             self.status[s] = 0
             self.search.set_cost(np.array([s]), BIG)
-            added: list[int] = []
-            ok = True
-            for c in affected:
-                u = self.unavoided(c, drop)
-                if u is not None and not u:
-                    continue
-                found = self.search.certificate(c, u or set())
-                if found is None or (self.status[found[2]] == 0).any():
-                    ok = False
-                    break
-                added.append(self._add(found))
-                if self.unavoided(c, drop):
-                    ok = False
-                    break
-            if ok:
+            added, _ = self._replace(affected, drop, float(self.cost0[s]))
+            if added is not None:
                 for b in drop:
                     self._drop(b)
                 self.search.set_cost(np.array([s]), self.cost0[s])
                 freed += 1
-            else:
-                for b in added:
-                    self._drop(b)
-                self.status[s] = 2
-                self.search.set_cost(np.array([s]), 0.0)
+                continue
+            self.status[s] = 2
+            self.search.set_cost(np.array([s]), 0.0)
         return freed
+
+    def _replace(self, affected: list[int], drop: frozenset[int], budget: float):
+        """Re-certify ``affected`` without the ``drop`` certificates, hiding new cells worth < budget.
+        Returns (certificates added, cells hidden) or (None, []) after undoing everything."""
+        added: list[int] = []
+        hidden: list[int] = []
+        spent = 0.0
+        queue = deque(affected)
+        ok = True
+        while queue:
+            c = queue.popleft()
+            u = self.unavoided(c, drop)
+            if u is not None and not u:
+                continue
+            found = self.search.certificate(c, u or set())
+            if found is None:
+                ok = False
+                break
+            cells = found[2]
+            fresh = cells[self.status[cells] == 0]
+            spent += float(self.cost0[fresh].sum())
+            if spent >= budget:
+                ok = False
+                break
+            self.status[fresh] = 2
+            self.search.hide(fresh)
+            hidden += fresh.tolist()
+            added.append(self._add(found))
+            queue.extend(fresh.tolist())
+            if self.unavoided(c, drop):
+                queue.append(c)
+        if ok:
+            return added, hidden
+        for b in added:
+            self._drop(b)
+        if hidden:
+            h = np.array(hidden)
+            self.status[h] = 0
+            self.search.set_cost(h, self.cost0[h])
+        return None, []
 
     def certificates(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(v[0], v[1]) for _, v in sorted(self.certs.items())]

@@ -11,6 +11,7 @@ row's errors is built only for rejected rows (``isu.rejects``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from isu.schemas import Profile, code_list
@@ -49,6 +50,31 @@ class Layer:
 
     def select(self) -> str:
         return ", ".join(f"{expr} AS {q(name)}" for name, expr in self.cols.items())
+
+    def sql(self, source: str, *, hidden: tuple[str, ...] = ("_pid", "pid_")) -> str:
+        """Nested SELECTs over ``source``, each column computed once, after the columns it names.
+
+        DuckDB substitutes a reference to an alias of the same SELECT list by its expression, so a
+        check used three times would run three times; one level per dependency depth avoids that.
+        Columns whose names start with ``hidden`` (the person id's steps) stay inside.
+        """
+        names = [n for n, e in self.cols.items() if e != n]
+        pattern = {n: re.compile(r'(?<![\w."])"?' + re.escape(n) + r'"?(?![\w"])') for n in names}
+        level: dict[str, int] = {}
+
+        def depth(name: str) -> int:
+            if name not in level:
+                level[name] = 0
+                deps = [d for d in names if d != name and pattern[d].search(self.cols[name])]
+                level[name] = 1 + max((depth(d) for d in deps), default=-1)
+            return level[name]
+
+        sql = f"SELECT * FROM ({source})"
+        for lvl in range(max((depth(n) for n in names), default=-1) + 1):
+            exprs = ", ".join(f"{self.cols[n]} AS {q(n)}" for n in names if level[n] == lvl)
+            sql = f"SELECT *, {exprs} FROM ({sql})"
+        out = ", ".join(q(n) for n in self.cols if not n.startswith(hidden))
+        return f"SELECT {out} FROM ({sql})"
 
 
 def _clean(src_col: str) -> str:
@@ -123,7 +149,6 @@ def text_layer(profile: Profile, header: set[str], *, municipality: str | None) 
     if pid_src in header:
         layer.inner["_c_person_id"] = _clean(pid_src)
         layer.cols["_t_person_id"] = "s._c_person_id"
-        layer.cols["pid_twelve"] = pseudonym.parse_sql("s._c_person_id")["pid_twelve"]
     if profile.shape == "long":
         for f, src in profile.long.items():
             if src in header:
@@ -214,7 +239,7 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
     errs: list[tuple[str, str, str]] = []
     typed: dict[str, str] = {}
     src_name = lambda f: profile.columns.get(f, f)  # noqa: E731 - the column a person sees
-    has_pid = "pid_twelve" in text.cols
+    has_pid = "_t_person_id" in text.cols
     derived = ("sex", "birth_year") if has_pid else ()  # from the person id when it is valid
     for name, spec in fields.items():
         if name in ("client", "category"):
@@ -228,18 +253,20 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
     for col, err in _rule_errors(Intervention.rules, {k: q(k) for k in typed}).items():
         errs.append(_err_struct(src_name(col), err, q(f"_t_{col}") if col in have else "NULL"))
     # identity: a person id (checked, pseudonymised, sex and birth year derived) or a given pseudonym
-    pid_cols = pseudonym.derive_sql(q("pid_twelve")) if has_pid else {}
+    if has_pid:  # the id's steps: canonical form, validity, pseudonym, sex, birth year (never stored)
+        cols.update({k: v for k, v in pseudonym.parse_sql("_t_person_id").items() if k != "pid_masked"})
+        cols.update(pseudonym.derive_sql("pid_twelve"))
     client_spec = fields["client"]
     given = q("_t_client") if "client" in have else "NULL"
+    masked_id = "translate(_t_person_id, '0123456789', '**********')"
     if has_pid:
-        cols["client"] = f"CASE WHEN {pid_cols['pid_valid']} THEN {pid_cols['pid_client']} ELSE {given} END"
-        cols["sex"] = f"CASE WHEN {pid_cols['pid_valid']} THEN {pid_cols['pid_sex']} ELSE {q('_given_sex')} END"
-        cols["birth_year"] = f"CASE WHEN {pid_cols['pid_valid']} THEN {pid_cols['pid_birth_year']} ELSE {q('_given_birth_year')} END"
-        errs.append(_err_struct(src_name("person_id"), f"CASE WHEN _t_person_id IS NOT NULL AND NOT {pid_cols['pid_valid']} THEN 'invalid_person_id' END",
-                                "translate(_t_person_id, '0123456789', '**********')"))
+        cols["client"] = f"coalesce(pid_client, {given})"
+        cols["sex"] = f"CASE WHEN pid_valid THEN pid_sex ELSE {q('_given_sex')} END"
+        cols["birth_year"] = f"CASE WHEN pid_valid THEN pid_birth_year ELSE {q('_given_birth_year')} END"
+        errs.append(_err_struct(src_name("person_id"), "CASE WHEN _t_person_id IS NOT NULL AND NOT pid_valid THEN 'invalid_person_id' END", masked_id))
         by = fields["birth_year"]  # a derived birth year obeys the contract like a given one
-        errs.append(_err_struct(src_name("person_id"), f"CASE WHEN {pid_cols['pid_valid']} AND NOT ({pid_cols['pid_birth_year']} "
-                                f"BETWEEN {by.ge} AND {by.le}) THEN 'out_of_range' END", "translate(_t_person_id, '0123456789', '**********')"))
+        errs.append(_err_struct(src_name("person_id"), f"CASE WHEN pid_valid AND NOT (pid_birth_year BETWEEN {by.ge} AND {by.le}) "
+                                "THEN 'out_of_range' END", masked_id))
         no_id = f"_t_person_id IS NULL AND {given} IS NULL"
     else:
         cols["client"] = given

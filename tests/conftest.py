@@ -27,7 +27,7 @@ from isu.store import connect
 
 __all__ = [
     "pnr", "wide_header", "wide_row", "long_header", "long_rows", "write_csv", "write_xlsx",
-    "Workspace", "make_workspace", "run_isu", "store_state",
+    "Workspace", "make_workspace", "Ran", "isu", "ws", "run_isu", "store_state",
 ]
 
 WIDE = load_profile("generic_sv")
@@ -36,9 +36,10 @@ LONG = load_profile("generic_sv_long")
 
 def pnr(i: int = 0, *, coordination: bool = False, year: int | None = None, serial: int | None = None) -> str:
     """A valid synthetic 12-digit personnummer (or samordningsnummer) numbered ``i``."""
-    birth = date(year or 1950, 1, 1) + timedelta(days=(i * 37) % 20000)
-    if year is not None:
-        birth = birth.replace(year=year)
+    if year is None:
+        birth = date(1950, 1, 1) + timedelta(days=(i * 37) % 20000)
+    else:
+        birth = date(year, 1, 1) + timedelta(days=(i * 37) % 365)
     day = birth.day + (60 if coordination else 0)
     nine = f"{birth:%y%m}{day:02d}{(serial if serial is not None else i % 1000):03d}"
     return f"{birth.year // 100:02d}{nine}{luhn.calc_check_digit(nine)}"
@@ -179,13 +180,6 @@ def make_workspace(folder: Path) -> Workspace:
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
     return make_workspace(tmp_path)
-
-
-@pytest.fixture
-def con(ws: Workspace):
-    c = ws.connect()
-    yield c
-    c.close()
 
 
 @dataclass

@@ -17,17 +17,23 @@ import time
 import zipfile
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_isu
-from test_pool_helpers import JAMTLAND, export_all, flip_member_byte, id_forms, killable_import, snapshot
+from isu.cli.main import app
+from isu.schemas import load_profile
+from test_pool_helpers import (
+    JAMTLAND,
+    export_all,
+    flip_member_byte,
+    id_forms,
+    killable_import,
+    snapshot,
+)
 from typer.testing import CliRunner
 
-from isu.cli.main import app
 from isu.keys import new_key
 from isu.pseudonym import canonical
-from isu.schemas import load_profile
 from isu.status import workspace_status
 from isu.store import connect
 
@@ -83,7 +89,7 @@ def _region(d: Path, name: str, packages) -> Path:
 
 
 def test_the_region_links_movers_and_matches_the_sample(jamtland):
-    d, _, sample, key, packages, _ = jamtland
+    d, _, sample, _, packages, _ = jamtland
     db = d / "region-all.duckdb"
     rc, out, _ = isu("--db", db, "pool", "import", *packages.values(), "--json")
     summary = json.loads(out)
@@ -132,7 +138,7 @@ def _texts_that_travel(package: Path) -> list[bytes]:
 
 
 def test_no_person_id_travels_in_any_written_form(jamtland):
-    d, files, sample, _, packages, outputs = jamtland
+    _, files, sample, _, packages, outputs = jamtland
     forms = {f.encode() for pid in _raw_ids(files, sample) for f in id_forms(pid if len(pid) == 12 else "19" + pid)}
     assert len(forms) > 300
     # the scanner finds ids where they are: in the source exports (a control, so the scan can fail)
@@ -180,7 +186,7 @@ def test_edited_truncated_and_foreign_packages_through_the_cli(jamtland, region_
 
 
 def test_a_newer_export_replaces_the_old_one(jamtland, tmp_path):
-    d, files, sample, key, packages, _ = jamtland
+    d, _, _, _, packages, _ = jamtland
     region = _region(tmp_path, "r.duckdb", list(packages.values()))
     ws = tmp_path / "2326-next-year.duckdb"
     shutil.copy(d / "2326.duckdb", ws)
@@ -245,7 +251,7 @@ def _consistent(db: Path) -> dict:
 
 @pytest.mark.slow
 def test_two_imports_at_once_on_one_region(bulky, tmp_path):
-    d, region_before, packages = bulky
+    _, region_before, packages = bulky
     region = shutil.copy(region_before, tmp_path / "region.duckdb")
     sets = ([packages["2303"], packages["2305"], packages["2313"]], [packages["2326"], packages["2361"]])
     cmd = [sys.executable, "-c", "from isu.cli.main import run; run()", "--db", str(region), "pool", "import"]
@@ -270,7 +276,7 @@ def test_two_imports_at_once_on_one_region(bulky, tmp_path):
 @pytest.mark.slow
 def test_sigkill_at_random_moments_leaves_before_or_after(bulky, tmp_path):
     """Children forked from a server that has isu loaded (no start-up cost), killed with SIGKILL."""
-    d, region_before, packages = bulky
+    _, region_before, packages = bulky
     args = [str(p) for p in packages.values()]
     mp = multiprocessing.get_context("forkserver")
     mp.set_forkserver_preload(["isu.pool", "test_pool_helpers"])

@@ -27,8 +27,18 @@ from isu.pool_package import Manifest, write_package
 from isu.store import connect
 
 __all__ = [
-    "JAMTLAND", "person_id", "id_forms", "pseudonym", "people_of", "fill_workspace", "export_all", "snapshot",
-    "repack", "read_members", "set_column", "flip_member_byte",
+    "JAMTLAND",
+    "export_all",
+    "fill_workspace",
+    "flip_member_byte",
+    "id_forms",
+    "people_of",
+    "person_id",
+    "pseudonym",
+    "read_members",
+    "repack",
+    "set_column",
+    "snapshot",
 ]
 
 #: The small rural Jämtland municipalities of the sample pool.
@@ -78,8 +88,7 @@ def fill_workspace(db: Path, key: PoolKey, municipality: str, people: list[int],
         meas.append((municipality, rk, "T0", "severity04", start, float(rng.randrange(5))))
         if end:
             meas.append((municipality, rk, "T1", "severity04", end, float(rng.randrange(5))))
-    rcols = ("municipality, record_key, client, sex, birth_year, need_area, intervention_code, category, "
-             "legal_basis, provider, started_on, ended_on, end_reason, goal_attainment, import_id").split(", ")
+    rcols = ["municipality", "record_key", "client", "sex", "birth_year", "need_area", "intervention_code", "category", "legal_basis", "provider", "started_on", "ended_on", "end_reason", "goal_attainment", "import_id"]
     new_records = pa.Table.from_pylist([dict(zip(rcols, r)) for r in recs])  # noqa: F841 - read by DuckDB
     new_meas = pa.Table.from_pylist(  # noqa: F841
         [dict(zip(("municipality", "record_key", "timepoint", "instrument", "measured_on", "value"), m)) for m in meas])

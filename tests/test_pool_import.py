@@ -8,7 +8,16 @@ from datetime import date, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from test_pool_helpers import JAMTLAND, export_all, fill_workspace, people_of, person_id, repack, set_column, snapshot
+from test_pool_helpers import (
+    JAMTLAND,
+    export_all,
+    fill_workspace,
+    people_of,
+    person_id,
+    repack,
+    set_column,
+    snapshot,
+)
 
 from isu.errors import PackageError
 from isu.keys import new_key
@@ -68,7 +77,7 @@ def test_five_municipalities_make_one_region(world, region):
 
 
 def test_movers_are_one_client_at_region_level(world, region):
-    _, key, packages = world
+    _, _, packages = world
     run(region, list(packages.values()))
     (region_clients,), = query(region, "SELECT count(DISTINCT client) FROM records")
     (summed,), = query(region, "SELECT sum(n) FROM (SELECT count(DISTINCT client) AS n FROM records GROUP BY municipality)")
@@ -255,6 +264,6 @@ def test_chunks_give_the_same_result_as_one_transaction(world, tmp_path, monkeyp
     monkeypatch.setattr(isu.pool_import, "CHUNK_RECORDS", 20)  # one or two packages per chunk
     b = run(chunked, order)
     assert snapshot(whole, ids=False) == snapshot(chunked, ids=False)
-    strip = lambda s: [{k: v for k, v in p.items() if k != "import_id"} for p in s["packages"]]  # noqa: E731
+    strip = lambda s: [{k: v for k, v in p.items() if k != "import_id"} for p in s["packages"]]
     assert strip(a) == strip(b)
     assert [p["records_removed"] for p in b["packages"] if p["package"] == str(newer)] == [14]

@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from isu.schemas import SCHEMA_VERSION
 from test_pool_helpers import (
-    export_all, fill_workspace, flip_member_byte, people_of, read_members, repack, snapshot,
+    export_all,
+    fill_workspace,
+    flip_member_byte,
+    people_of,
+    read_members,
+    repack,
+    snapshot,
 )
 
 from isu import __version__
@@ -18,7 +25,6 @@ from isu.errors import IsuError, KeyFileError, PackageError, WorkspaceError
 from isu.keys import new_key
 from isu.pool import export_package, import_packages, open_package
 from isu.pool_package import MANIFEST, write_package
-from isu.schemas import SCHEMA_VERSION
 from isu.store import STORE_VERSION, connect
 
 
@@ -127,7 +133,7 @@ def test_export_refuses_a_key_that_holds_a_person_id(tmp_path):
 
 
 def test_write_is_atomic(world, tmp_path, monkeypatch):
-    d, _, packages, _ = world
+    _, _, packages, _ = world
     out = tmp_path / "2303.zip"
     out.write_bytes(b"the previous package")
     pkg = open_package(packages["2303"])

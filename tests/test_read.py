@@ -72,6 +72,19 @@ def test_cp1252_bytes_0x80_to_0x9f_decoded(ws):
             (code, "substance_outpatient", "income")]
 
 
+def test_cp1252_byte_0x80_only_late_in_a_large_file(ws):
+    """Detection must read the whole file, not its first chunk: here € sits in the last row, past 5 MB."""
+    code = "ÖV€"
+    profile = _profile_with_categories(ws.dir, {code: "substance_outpatient"})
+    rows = [wide_row(i, **SWEDISH) for i in range(1, 40_001)] + [wide_row(40_001, intervention_code=code, **SWEDISH)]
+    p = write_csv(ws.dir / "late.csv", rows, encoding="cp1252")
+    assert p.read_bytes().index(b"\x80") > 5 << 20
+    r = ws.import_(p, profile=str(profile))
+    assert (r.rows_read, r.rows_accepted) == (40_001, 40_001), r.errors_by_type
+    with ws.connect() as con:
+        assert con.execute("SELECT intervention_code, need_area FROM records WHERE record_key = 'K40001'").fetchone() == (code, "income")
+
+
 @pytest.mark.parametrize("delimiter", [";", ",", "\t"])
 def test_delimiter_detected(ws, delimiter):
     p = write_csv(ws.dir / "d.csv", [wide_row(1, T0_value="3,5"), wide_row(2)], delimiter=delimiter)
@@ -213,7 +226,7 @@ def fuzz_store(tmp_path_factory):
     con.close()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=exports())
 @example(data=";".join(wide_header()[:10]).encode())  # record columns only, no measurement columns (found by this test)
 def test_any_bytes_give_a_clean_result_or_one_isu_error(fuzz_store, data):
