@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from isu.dashboards import build_dashboard
 
 from .main import emit
 
@@ -29,6 +28,8 @@ def dashboard_cmd(
     The file holds everything it needs (charts, data, Plotly): it opens offline, on an intranet or
     as an e-mail attachment, and shows only published cells: hidden ones appear as "..".
     """
+    from isu.dashboards import build_dashboard  # heavy (plotly, scipy): imported when used
+
     result = build_dashboard(ctx.obj.db, out_file, lang=lang, municipality=municipality, region=region)
     text = (
         f"Wrote {result.path} ({result.bytes / 1e6:.1f} MB, {result.seconds:.1f} s): "

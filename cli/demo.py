@@ -13,11 +13,7 @@ from typing import Optional
 
 import typer
 
-from isu.importer import import_file
 from isu.keys import load_key, new_key
-from isu.publish import publish
-from isu.sample_data import generate, load_manifest
-from isu.store import connect
 
 from .main import emit, out
 
@@ -33,6 +29,10 @@ def demo(
     rural Jämtland municipalities, with a few planted bad rows to show how rejects are reported.
     """
     from isu.dashboards.report import build_dashboard
+    from isu.importer import import_file
+    from isu.publish import publish
+    from isu.sample_data import generate, load_manifest
+    from isu.store import connect
 
     folder = (dir_ or Path.cwd()).resolve()
     folder.mkdir(parents=True, exist_ok=True)

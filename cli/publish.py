@@ -10,8 +10,6 @@ import typer
 from rich.table import Table
 
 from isu.aggregate import DEFAULT_AGE_BANDS, AggregationSpec, parse_age_bands
-from isu.publish import publish
-from isu.query import sql
 
 from .main import emit, out
 
@@ -34,6 +32,8 @@ def publish_cmd(
     if period not in ("half", "year"):
         raise typer.BadParameter("use 'half' or 'year'", param_hint="--period")
     spec = AggregationSpec(age_bands=parse_age_bands(age_bands), period=period)  # type: ignore[arg-type]
+    from isu.publish import publish  # imported when used: keeps every command's start-up short
+
     result = publish(ctx.obj.db, k=threshold, out=out_dir, fmt=fmt, spec=spec, lp_max_cells=lp_max_cells,
                      municipal_insiders=insiders)
     a = result.audit
@@ -56,6 +56,8 @@ def sql_cmd(
     """Run SQL over the latest publication (views: cells, pub_cells, publications, one per published table)."""
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter("use table, csv or json", param_hint="--format")
+    from isu.query import sql
+
     frame = sql(ctx.obj.db, query, microdata=microdata)
     if fmt == "csv":
         sys.stdout.write(frame.write_csv())

@@ -11,7 +11,6 @@ makes the limits smooth and keeps their coverage.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["LEVELS", "P_STEP", "control_limits", "limit_table", "n_grid"]
 
@@ -32,6 +31,8 @@ def control_limits(p0: float | np.ndarray, n: np.ndarray, level: float) -> tuple
 
     ``p0`` may be an array of shape (k, 1) to get k funnels over the same sizes in one call.
     """
+    from scipy import stats  # imported on use: keeps the CLI's start-up short
+
     n = np.asarray(n, dtype=int)
     p0 = np.clip(np.asarray(p0, dtype=float), 1e-9, 1 - 1e-9)
     out = []

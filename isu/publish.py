@@ -51,23 +51,8 @@ from isu.stats import STATISTICS, finish
 from isu.store import connect, transaction
 from isu.suppress import Dimension, audit, suppress
 
-__all__ = ["PUB_CELLS_DDL", "Plan", "PublicationResult", "assemble", "audit_summary", "link_check", "plan", "publish"]
+__all__ = ["Plan", "PublicationResult", "assemble", "audit_summary", "link_check", "plan", "publish"]
 
-PUB_CELLS_DDL = """CREATE TABLE IF NOT EXISTS pub_cells (
-    publication_id INTEGER NOT NULL,
-    table_name VARCHAR NOT NULL,
-    period VARCHAR NOT NULL,
-    geo_level VARCHAR NOT NULL,
-    geo_code VARCHAR NOT NULL,
-    category VARCHAR NOT NULL,
-    need_area VARCHAR NOT NULL,
-    sex VARCHAR NOT NULL,
-    age_band VARCHAR NOT NULL,
-    instrument VARCHAR NOT NULL,
-    measure VARCHAR NOT NULL,
-    value DOUBLE,
-    status VARCHAR NOT NULL CHECK (status IN ('shown', 'primary', 'secondary', 'na'))
-)"""
 PUB_COLUMNS = ("publication_id", "table_name", *DIM_COLUMNS, "measure", "value", "status")
 HIDDEN = ("primary", "secondary")
 MAX_LINK_ROUNDS = 20
@@ -261,7 +246,6 @@ def _write(con: duckdb.DuckDBPyConnection, cells: pl.DataFrame, summary: dict, k
     moved: list[Path] = []
     try:
         with transaction(con):
-            con.execute(PUB_CELLS_DDL)
             pid = con.execute("SELECT nextval('publication_seq')").fetchall()[0][0]
             summary["publication_id"] = pid
             con.execute("INSERT INTO publications (publication_id, created_at, threshold, toolkit_version, audit) "

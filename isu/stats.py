@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import special, stats
 
 __all__ = [
     "COUNT_LABELS",
@@ -53,6 +52,8 @@ def mean_ci(n, total, sumsq, level: float = 0.95):
         mean = np.where(n > 0, total / n, np.nan)
         var = np.where(n > 1, np.maximum(sumsq - total * mean, 0.0) / (n - 1), np.nan)
         sd = np.sqrt(var)
+        from scipy import stats  # imported on use: it costs every CLI command a second at start-up
+
         half = stats.t.ppf(0.5 + level / 2, np.where(n > 1, n - 1, np.nan)) * sd / np.sqrt(n)
     return mean, sd, mean - half, mean + half
 
@@ -61,6 +62,8 @@ def hedges_correction(df):
     """Exact J(df) = Γ(df/2) / (√(df/2) Γ((df−1)/2)); ≈ 1 − 3/(4·df − 1)."""
     df = np.asarray(df, float)
     with np.errstate(divide="ignore", invalid="ignore"):
+        from scipy import special
+
         return np.where(df > 1, np.exp(special.gammaln(df / 2) - special.gammaln((df - 1) / 2)) / np.sqrt(df / 2),
                         np.where(df == 1, 0.0, np.nan))
 
@@ -75,6 +78,8 @@ def d_z(n, mean_change, sd_change):
 def wilson(x, n, level: float = 0.95):
     """Wilson score interval for x successes out of n (arrays); NaN where n == 0."""
     x, n = np.asarray(x, float), np.asarray(n, float)
+    from scipy import stats
+
     z = stats.norm.ppf(0.5 + level / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = x / n

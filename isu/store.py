@@ -28,7 +28,7 @@ TABLE_DOCS = {
     "measurements": "instrument values per record and time point (T0 baseline, T1 end, T2… follow-up)",
     "rejects": "rows that were not stored: import, source row, column, masked value, error type, message",
     "publications": "one row per publish run: threshold, audit summary (JSON), time, version",
-    "pub_cells": "published cells (long form): hidden values are NULL with status primary/secondary",
+    "pub_cells": "published cells (long form): hidden values are NULL with status primary/secondary/na",
 }
 
 DDL = """
@@ -89,6 +89,21 @@ CREATE TABLE IF NOT EXISTS rejects (
     message VARCHAR NOT NULL
 );
 CREATE SEQUENCE IF NOT EXISTS publication_seq START 1;
+CREATE TABLE IF NOT EXISTS pub_cells (
+    publication_id INTEGER NOT NULL,
+    table_name VARCHAR NOT NULL,
+    period VARCHAR NOT NULL,
+    geo_level VARCHAR NOT NULL,
+    geo_code VARCHAR NOT NULL,
+    category VARCHAR NOT NULL,
+    need_area VARCHAR NOT NULL,
+    sex VARCHAR NOT NULL,
+    age_band VARCHAR NOT NULL,
+    instrument VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL,
+    value DOUBLE,
+    status VARCHAR NOT NULL CHECK (status IN ('shown', 'primary', 'secondary', 'na'))
+);
 CREATE TABLE IF NOT EXISTS publications (
     publication_id INTEGER PRIMARY KEY,
     created_at TIMESTAMP NOT NULL,
@@ -128,6 +143,7 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
         raise WorkspaceError(f"cannot open workspace {path}: {e}") from None
     except duckdb.Error as e:
         raise WorkspaceError(f"{path} is not a usable isu workspace: {e}") from None
+    con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would break --json output
     if not read_only:
         init_store(con)
     _check_version(con, path)

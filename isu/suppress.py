@@ -16,7 +16,7 @@ API (generic; knows nothing of the store)::
 * ``weights``: cost of hiding a cell, to minimise in total: ``"sqrt"`` (1 + √count, default: few
   and small suppressions), ``"value"`` (1 + count), ``"count"`` (1: fewest cells) or a function of
   the count array. ``box_width``: candidates per dimension in the box search (more: better, slower).
-* ``polish``: how many secondary cells (costliest first) to try to publish back afterwards.
+* ``polish``: how many secondary cells (costliest first) to try to swap for cheaper ones afterwards.
 
 Rules: a published count 1..k−1 is *primary* (0 is published: a zero cell is never hidden, which keeps
 every inner cell under a hidden cell positive). *Secondary* cells are added until every hidden cell h

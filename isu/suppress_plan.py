@@ -8,7 +8,8 @@ covering certificates. A cell is settled when it is covered and, for every insid
 part of it, some covering certificate leaves that insider's leaves alone.
 
 Polish (after the greedy): secondary cells are tried in order of decreasing cost; one is published
-again if every hidden cell that loses a certificate can be re-certified using hidden cells only.
+again if every hidden cell that loses a certificate can be re-certified by hiding other cells of
+smaller total cost (a swap); otherwise everything the attempt did is undone.
 """
 
 from __future__ import annotations

@@ -290,7 +290,7 @@ def test_cli_errors_are_one_line_with_exit_codes(workspace, tmp_path):
     connect(empty, create=True).close()
     res = run_isu("--db", str(empty), "dashboard", "--out", str(tmp_path / "x.html"))
     assert res.returncode == NoPublication.exit_code
-    assert res.stderr.strip() == "error: the workspace holds no published tables yet; run 'isu publish' first"
+    assert res.stderr.strip() == "error: the workspace holds no publication with cells; run 'isu publish' first"
 
 
 # ---- end to end: import → publish → dashboard ---------------------------------------------------

@@ -20,7 +20,7 @@ from isu.schemas import code_list
 
 from isu.store import connect
 
-__all__ = ["PUB_CELLS_DDL", "SODERTORN", "make_workspace", "synthetic_cells", "write_publication"]
+__all__ = ["SODERTORN", "make_workspace", "synthetic_cells", "write_publication"]
 
 SODERTORN = code_list("pools").row("sodertorn")["municipalities"].split()
 KEYS = ["geo_level", "geo_code", "period", "category", "need_area", "instrument"]
@@ -29,14 +29,7 @@ WEIGHTS = {"0126": 1.0, "0127": 0.8, "0181": 0.9, "0136": 0.8, "0182": 0.9, "013
            "0120": 0.4, "0192": 0.25, "0128": 0.15, "0140": 0.1}  # fmt: skip
 GOALS = ["goal_met", "improved", "no_change", "worse", "not_assessed"]
 
-PUB_CELLS_DDL = """
-CREATE TABLE IF NOT EXISTS pub_cells (
-    publication_id INTEGER NOT NULL, table_name VARCHAR NOT NULL, period VARCHAR NOT NULL,
-    geo_level VARCHAR NOT NULL, geo_code VARCHAR NOT NULL, category VARCHAR NOT NULL,
-    need_area VARCHAR NOT NULL, sex VARCHAR NOT NULL, age_band VARCHAR NOT NULL,
-    instrument VARCHAR NOT NULL, measure VARCHAR NOT NULL, value DOUBLE, status VARCHAR NOT NULL
-);
-"""
+
 
 
 def _instrument_for(need: str, instruments: tuple[str, ...]) -> str:
@@ -195,7 +188,6 @@ def synthetic_cells(
 
 def write_publication(con, cells: pl.DataFrame, *, threshold: int = 5, leak_values: bool = False) -> int:
     """Store ``cells`` as a new publication; hidden values become NULL unless ``leak_values``."""
-    con.execute(PUB_CELLS_DDL)
     pid = con.execute("SELECT coalesce(max(publication_id), 0) + 1 FROM publications").fetchone()[0]
     audit = {"hidden_primary": int((cells["status"] == "primary").sum()), "ok": True}
     con.execute(

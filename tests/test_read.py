@@ -226,7 +226,7 @@ def fuzz_store(tmp_path_factory):
     con.close()
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=exports())
 @example(data=";".join(wide_header()[:10]).encode())  # record columns only, no measurement columns (found by this test)
 def test_any_bytes_give_a_clean_result_or_one_isu_error(fuzz_store, data):
