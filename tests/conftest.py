@@ -222,7 +222,7 @@ def run_isu(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     """Run the installed ``isu`` console script in a subprocess (exit codes and stderr as a user sees them)."""
     script = shutil.which("isu", path=os.path.dirname(sys.executable)) or shutil.which("isu")
     cmd = [script, *args] if script else [sys.executable, "-c", "from isu.cli.main import run; run()", *args]
-    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def store_state(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, str]]:

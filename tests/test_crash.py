@@ -26,7 +26,7 @@ from isu.sample_data import write_benchmark_csv
 
 from conftest import make_workspace, store_state, wide_row, write_csv
 
-ROWS = 50_000
+ROWS = 100_000
 KILLS = 10
 BAD_FRACTION = 0.001
 

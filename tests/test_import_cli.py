@@ -78,7 +78,7 @@ def test_two_files_json_and_reimport(isu, ws, files):
 
 
 def test_dry_run_and_validate_write_nothing(isu, ws, files):
-    good, mixed = files
+    _, mixed = files
     for args in (("import", "--dry-run"), ("validate",)):
         p = isu(*args, str(mixed), "--json", env=ws.env(), cwd=ws.dir)
         assert p.returncode == 10, p.stderr

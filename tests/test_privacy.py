@@ -19,7 +19,7 @@ import duckdb
 import pytest
 from stdnum import luhn
 
-from conftest import long_header, long_rows, pnr, wide_header, wide_row, write_csv, write_xlsx
+from conftest import long_header, long_rows, wide_header, wide_row, write_csv, write_xlsx
 
 
 def _id(birth: date, serial: int, *, coordination: bool = False, valid: bool = True) -> str:

@@ -17,8 +17,8 @@ from isu.errors import InputError, IsuError
 from isu.importer import import_file
 from isu.keys import PoolKey
 from isu.read import inspect_file
-from isu.store import init_store
 from isu.schemas.profiles import PROFILES_DIR
+from isu.store import init_store
 
 from conftest import WIDE, wide_header, wide_row, write_csv, write_xlsx
 

@@ -13,7 +13,7 @@ import pytest
 
 from isu.catalogue import CATALOGUE
 
-from conftest import make_workspace, long_header, long_rows, pnr, wide_header, wide_row, write_csv
+from conftest import long_header, long_rows, make_workspace, pnr, wide_header, wide_row, write_csv
 
 PSEUDO = "ab" * 32
 WIDE_CASES = {  # error type → (fields of the row, column named in the reject, value shown)
@@ -72,7 +72,7 @@ def test_catalogue_is_covered_by_these_tests():
 
 @pytest.mark.parametrize("type_", sorted(WIDE_CASES))
 def test_wide_error_type_from_a_real_row(wide_result, type_):
-    result, rejects, _ = wide_result
+    _, rejects, _ = wide_result
     row = str(3 + list(WIDE_CASES).index(type_))
     _, column, value = WIDE_CASES[type_]
     got = [r for r in rejects if r["error_type"] == type_]
@@ -88,7 +88,7 @@ def test_municipality_mismatch_message_names_the_given_code(wide_result):
 
 
 def test_duplicate_key_and_malformed_row(wide_result):
-    result, rejects, _ = wide_result
+    _, rejects, _ = wide_result
     n = 3 + len(WIDE_CASES)
     dup = [(r["row"], r["column"], r["value"]) for r in rejects if r["error_type"] == "duplicate_key"]
     assert dup == [(str(n), "Ärende-ID", "DUP"), (str(n + 1), "Ärende-ID", "DUP")]
