@@ -147,22 +147,21 @@ def import_file(
         scan = register_transcoded(con, src)
     else:
         scan = csv_scan_sql(src)
-    checks: list = []
     with transaction(con):
         try:
-            malformed = build_stage(con, prof, src, scan, municipality=municipality, params=params, checks=checks)
+            malformed = build_stage(con, prof, src, scan, municipality=municipality, params=params)
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as e:
             raise InputError(f"{src.path.name}: cannot read as {src.encoding} text with delimiter {src.delimiter!r} ({str(e).splitlines()[0][:200]})") from None
         finally:
             if not scan.startswith("read_csv"):
                 con.unregister(scan)
-        counts = stage_tables(con, prof, checks)
+        counts = stage_tables(con, prof)
         res.rows_read = counts["parsed"] + len(malformed)
         res.rows_rejected = counts["rejected"] + len(malformed)
         res.rows_accepted = res.rows_read - res.rows_rejected
         res.municipalities = [r[0] for r in con.execute("SELECT DISTINCT municipality FROM _acc_records ORDER BY 1").fetchall()]
         res.measurements = fetch_one(con, "SELECT count(*) FROM _acc_meas")[0]
-        rejected = rejects_mod.collect(con, malformed, prof, checks, municipality)
+        rejected = rejects_mod.collect(con, malformed, prof, municipality)
         res.errors_by_type = rejects_mod.count_by_type(rejected)
         if not dry_run:
             res.import_id = fetch_one(con, "SELECT nextval('import_seq')")[0]

@@ -88,16 +88,14 @@ def _line_of(ordinal: int, malformed_lines: list[int]) -> int:
     return row
 
 
-def collect(con: duckdb.DuckDBPyConnection, malformed: list[tuple[int, str]], profile: Profile, checks: list,
+def collect(con: duckdb.DuckDBPyConnection, malformed: list[tuple[int, str]], profile: Profile,
             municipality: str | None = None) -> list[Reject]:
     """Every failed check of every rejected row, plus the malformed lines, sorted by row."""
     lines = sorted(line for line, _ in malformed)
     out = [Reject(line, "", None, "malformed_row", message("malformed_row", row=line, column=None, value=None, detail=kind.lower()))
            for line, kind in malformed]
-    structs = ", ".join("{'column': " + _lit(col) + f", 'type': {e}, 'value': {v}}}" for e, v, col in checks)
-    rows = con.execute(f"""SELECT _row, err.column, err.type, err.value FROM (
-                             SELECT _row, unnest(list_filter([{structs}], lambda x: x.type IS NOT NULL)) AS err
-                             FROM _stage WHERE NOT _ok) ORDER BY _row""").fetchall()
+    rows = con.execute("""SELECT _row, err.column, err.type, err.value
+                          FROM (SELECT _row, unnest(_rejects) AS err FROM _stage WHERE NOT _ok) ORDER BY _row""").fetchall()
     for ordinal, column, type_, raw in rows:
         row = _line_of(ordinal, lines) if lines else ordinal + 1
         value = mask_ids(raw)
@@ -105,9 +103,6 @@ def collect(con: duckdb.DuckDBPyConnection, malformed: list[tuple[int, str]], pr
         out.append(Reject(row, column, value, type_, message(type_, row=row, column=column, value=value, detail=detail)))
     return sorted(out, key=lambda r: (r.row, r.column))
 
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def count_by_type(rejects: list[Reject]) -> dict[str, int]:

@@ -17,10 +17,9 @@ from isu.schemas import Profile
 from .read import Source
 from .validate import q, text_layer, typed_layer
 
-__all__ = ["build_stage", "stage_tables", "Malformed", "Check"]
+__all__ = ["build_stage", "stage_tables", "Malformed"]
 
 Malformed = tuple[int, str]  # (line, DuckDB's error kind)
-Check = tuple[str, str, str]  # (error column, value column, source column) in _stage
 RECORD_FIELDS = (
     "municipality", "record_key", "client", "sex", "birth_year", "need_area", "intervention_code", "category",
     "legal_basis", "provider", "started_on", "ended_on", "end_reason", "goal_attainment",
@@ -28,17 +27,22 @@ RECORD_FIELDS = (
 
 
 def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, scan: str, *, municipality: str | None,
-                params: dict, checks: list[Check]) -> list[Malformed]:
+                params: dict) -> list[Malformed]:
     """Create ``_stage`` from one scan; return the malformed lines DuckDB set aside.
 
-    ``checks`` receives (error column, value column, source column) for every check, for ``isu.rejects``.
+    The scan runs with spilling to disk switched off: its inner steps hold raw person ids, which
+    must never reach a temporary file. (``_stage`` itself holds none.)
     """
     text = text_layer(profile, set(src.header), municipality=municipality)
     typed = typed_layer(profile, text)
-    checks.extend((f"_e{i}", f"_v{i}", column) for i, column in enumerate(typed.errors))
     con.execute("DROP TABLE IF EXISTS _stage")
     text.create_alias_tables(con)
-    con.execute(f"CREATE TEMP TABLE _stage AS {typed.sql(text.sql(scan))}", params or None)
+    temp_dir = fetch_one(con, "SELECT current_setting('temp_directory')")[0]
+    con.execute("SET temp_directory = ''")
+    try:
+        con.execute(f"CREATE TEMP TABLE _stage AS {typed.sql(text.sql(scan))}", params or None)
+    finally:
+        con.execute(f"SET temp_directory = '{temp_dir.replace(chr(39), chr(39) * 2)}'")
     if src.kind != "csv":
         return []  # XLSX has no malformed lines
     try:
@@ -50,26 +54,24 @@ def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, s
     return [(int(line), kind) for line, kind in rows]
 
 
-def _flag(con: duckdb.DuckDBPyConnection, checks: list[Check], rows_sql: str, column: str, type_: str, value: str) -> None:
-    """A check over several rows: its own pair of columns, set on the rows it names."""
-    e, v = f"_e{len(checks)}", f"_v{len(checks)}"
-    con.execute(f"ALTER TABLE _stage ADD COLUMN {e} VARCHAR")
-    con.execute(f"ALTER TABLE _stage ADD COLUMN {v} VARCHAR")
-    con.execute(f"UPDATE _stage SET {e} = '{type_}', {v} = CAST({value} AS VARCHAR), _ok = false WHERE _row IN ({rows_sql})")
-    checks.append((e, v, column))
+def _flag(con: duckdb.DuckDBPyConnection, rows_sql: str, column: str, type_: str, value: str) -> None:
+    """A check over several rows: appended to the ``_rejects`` of the rows it names."""
+    col = column.replace("'", "''")
+    con.execute(f"""UPDATE _stage SET _ok = false, _rejects = list_append(coalesce(_rejects, []),
+                    {{'column': '{col}', 'type': '{type_}', 'value': CAST({value} AS VARCHAR)}}) WHERE _row IN ({rows_sql})""")
 
 
-def stage_tables(con: duckdb.DuckDBPyConnection, profile: Profile, checks: list[Check]) -> dict[str, int]:
+def stage_tables(con: duckdb.DuckDBPyConnection, profile: Profile) -> dict[str, int]:
     key_col = profile.columns.get("record_key", "record_key")
     keyed = "municipality IS NOT NULL AND record_key IS NOT NULL"
     if profile.shape == "wide":
-        _flag(con, checks, f"SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key) AS c FROM _stage WHERE {keyed}) WHERE c > 1",
+        _flag(con, f"SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key) AS c FROM _stage WHERE {keyed}) WHERE c > 1",
               key_col, "duplicate_key", "record_key")
     else:
         fields = ", ".join(f for f in RECORD_FIELDS if f != "record_key")
-        _flag(con, checks, f"""SELECT _row FROM (SELECT _row, count(DISTINCT ({fields})) OVER (PARTITION BY municipality, record_key) AS c
+        _flag(con, f"""SELECT _row FROM (SELECT _row, count(DISTINCT ({fields})) OVER (PARTITION BY municipality, record_key) AS c
                        FROM _stage WHERE {keyed}) WHERE c > 1""", key_col, "conflicting_record", "record_key")
-        _flag(con, checks, f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c
+        _flag(con, f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c
                        FROM _stage WHERE {keyed} AND timepoint IS NOT NULL AND instrument IS NOT NULL) WHERE c > 1""",
               profile.long.get("timepoint", "timepoint"), "duplicate_measurement", "NULL")
     cols = ", ".join(RECORD_FIELDS)

@@ -98,12 +98,14 @@ def _box_cost(cells, ncells, row, sup, slen, stride, w, threshold):
 
 
 @njit(cache=True)
-def best_boxes(w, wstr, at, lp, lm, sup, slen, off, k, zero, zstr, forbid, cc, cs, nc, nbest):
+def best_boxes(w, wstr, at, lp, lm, sup, slen, off, k, zero, zstr, forbid, cc, cs, nc, nbest, onesided=False):
     """Rows (into lp/lm) of the ``nbest`` cheapest valid boxes, cheapest first, and their costs.
 
     Boxes are visited in C order over the selected candidates with the axis of most candidates
     innermost; offsets of the box cells and corners are kept per prefix of axes, so a step
     recomputes only what changed, and a box is dropped as soon as its cost reaches the 8th best.
+    ``onesided``: zero corners are allowed when all of them have one sign (the other sign's corners
+    are positive), so z can be oriented to only raise zero cells.
     """
     d = at.size
     sel0, nsel0 = _select(w, wstr, at, lp, lm, sup, slen, off, k)
@@ -121,6 +123,8 @@ def best_boxes(w, wstr, at, lp, lm, sup, slen, off, k, zero, zstr, forbid, cc, c
     ncells = np.ones(d, np.int64)
     corners = np.zeros((d + 1, 1 << d), np.int64)
     ncorners = np.ones(d + 1, np.int64)
+    parity = np.zeros((d + 1, 1 << d), np.int64)
+    bits = np.array([0, 1], np.int64)
     leaves = np.zeros(2, np.int64)
     ctr = np.zeros(d, np.int64)
     total = 1
@@ -141,13 +145,22 @@ def best_boxes(w, wstr, at, lp, lm, sup, slen, off, k, zero, zstr, forbid, cc, c
                 leaves[1] = lm[row]
                 ncorners[a + 1] = _extend(corners[a], ncorners[a], a, leaves, 2 if lm[row] >= 0 else 1, zs[a],
                                           corners[a + 1])
+                _extend(parity[a], ncorners[a], a, bits, 2 if lm[row] >= 0 else 1, 1, parity[a + 1])
             cor = corners[d]
+            zero_even, zero_odd = False, False
             for i in range(ncorners[d]):
                 idx = cor[i]
-                if zero[idx] or (forbid.size and ((cc[idx] >= 0 and _member(forbid, cc[idx])) or
-                                                  (cs[idx] >= 0 and _member(forbid, cs[idx] + nc)))):
+                if forbid.size and ((cc[idx] >= 0 and _member(forbid, cc[idx])) or
+                                    (cs[idx] >= 0 and _member(forbid, cs[idx] + nc))):
                     ok = False
                     break
+                if zero[idx]:
+                    if parity[d, i] % 2 == 0:
+                        zero_even = True
+                    else:
+                        zero_odd = True
+            if ok:
+                ok = not (zero_even and zero_odd) if onesided else not (zero_even or zero_odd)
         if ok:
             j = nbest - 1
             while j > 0 and best_cost[j - 1] > cost:

@@ -4,9 +4,9 @@ Two layers over the scan of an export. ``text_layer`` maps the profile's source 
 contract's names as cleaned text (trimmed, empty → NULL, source codes and labels → codes). The
 ``typed_layer`` casts each field, and beside it computes an error type (or NULL) from the field's
 constraints as ``isu.contract`` reads them off the pydantic model, plus the models' cross-field
-rules. Each check gets a column ``_e<i>`` (error type or NULL) and ``_v<i>`` (the value, only where it
-failed); ``_ok`` is true when all are NULL. Scalar columns keep the clean path fast; the list of a
-row's errors is built only for rejected rows (``isu.rejects``).
+rules. Each check is a scalar column ``_e<i>`` (error type or NULL) inside the query; out come ``_ok``
+(all NULL) and ``_rejects``, the list of {column, type, value} built only for failing rows, so the
+clean path stays fast and the stage stays small.
 """
 
 from __future__ import annotations
@@ -46,17 +46,17 @@ class Layer:
     """An ordered SELECT list: output name → expression."""
 
     cols: dict[str, str]
-    errors: list[str] = field(default_factory=list)  # typed layer: source column of check i (_e{i}, _v{i})
 
     def select(self) -> str:
         return ", ".join(f"{expr} AS {q(name)}" for name, expr in self.cols.items())
 
-    def sql(self, source: str, *, hidden: tuple[str, ...] = ("_pid", "pid_")) -> str:
+    def sql(self, source: str, *, hidden: tuple[str, ...] = ("_pid", "pid_", "_e")) -> str:
         """Nested SELECTs over ``source``, each column computed once, after the columns it names.
 
         DuckDB substitutes a reference to an alias of the same SELECT list by its expression, so a
         check used three times would run three times; one level per dependency depth avoids that.
-        Columns whose names start with ``hidden`` (the person id's steps) stay inside.
+        Columns whose names start with ``hidden`` (the person id's steps, the per-check error
+        columns) stay inside.
         """
         names = [n for n, e in self.cols.items() if e != n]
         pattern = {n: re.compile(r'(?<![\w."])"?' + re.escape(n) + r'"?(?![\w"])') for n in names}
@@ -232,7 +232,7 @@ def _err_struct(column: str, err: str, value: str) -> tuple[str, str, str]:
 
 
 def typed_layer(profile: Profile, text: TextLayer) -> Layer:
-    """Typed contract columns plus ``_errors`` (list of {column, type, value}), from the text layer."""
+    """Typed contract columns plus ``_ok`` and ``_rejects`` (list of {column, type, value}), from the text layer."""
     fields = record_fields()
     have = {n[3:] for n in text.cols if n.startswith("_t_")}
     cols: dict[str, str] = {"_row": "_row"}
@@ -314,12 +314,16 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
                 errs.append(_err_struct(_display_column(profile, g, tp, "value"), f"CASE WHEN {present} THEN {err} END", raw[col]))
             if tp:
                 cols[f"{p}present"] = present
-    # one error column per check (mostly NULL: cheap), the value only where it failed
-    for i, (_, err, value) in enumerate(errs):
+    # one error column per check (mostly NULL: cheap) stays inside the query; what is stored is
+    # ``_ok`` and, for failing rows only, the list of {column, type, value} (CASE runs it for those)
+    for i, (_, err, _) in enumerate(errs):
         cols[f"_e{i}"] = f"CAST({err} AS VARCHAR)"
-        cols[f"_v{i}"] = f"CASE WHEN _e{i} IS NOT NULL THEN CAST({value} AS VARCHAR) END"
     cols["_ok"] = " AND ".join(f"_e{i} IS NULL" for i in range(len(errs)))
-    return Layer(cols, [column for column, _, _ in errs])
+    structs = ", ".join(
+        f"{{'column': {lit(column)}, 'type': _e{i}, 'value': CASE WHEN _e{i} IS NOT NULL THEN CAST({value} AS VARCHAR) END}}"
+        for i, (column, _, value) in enumerate(errs))
+    cols["_rejects"] = f"CASE WHEN NOT _ok THEN list_filter([{structs}], lambda x: x.type IS NOT NULL) END"
+    return Layer(cols)
 
 
 def _display_column(profile: Profile, g: int | None, tp: str | None, name: str) -> str:
