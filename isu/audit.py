@@ -104,28 +104,44 @@ def _incidence(cells: pl.DataFrame, inner: pl.DataFrame, dims, tables) -> sparse
     return x[perm]
 
 
-def _certificates(result, inner, names, x, vals, shown, hidden, rep):
+def _certificates(result, inner, names, x, vals, shown, hidden, rep, per=None, dims=None):
+    """Check every certificate; one touching zero inner cells must raise all of them (one-sided)."""
     certs = result.certificates.with_columns(*(pl.col(n).cast(pl.String) for n in names))
     leaf = inner.select(names).with_row_index("_leaf")
     joined = certs.join(leaf, on=names, how="left")
     n_cert = int(certs["cert"].max()) + 1 if certs.height else 0
     bad = np.zeros(n_cert, dtype=bool)
-    bad[joined.filter(pl.col("_leaf").is_null())["cert"].unique().to_numpy()] = True
+    zrows = joined.filter(pl.col("_leaf").is_null())
+    onesided = np.zeros(n_cert, dtype=bool)
+    onesided[zrows["cert"].unique().to_numpy()] = True
+    if result.contributor or per is None:  # a contributor knows its zeros: only two-sided certificates
+        bad |= onesided
+    else:
+        bad[zrows.filter(pl.col("z") <= 0)["cert"].unique().to_numpy()] = True
     ok = joined.filter(pl.col("_leaf").is_not_null())
     z = sparse.csc_matrix((ok["z"].to_numpy(), (ok["_leaf"].to_numpy(), ok["cert"].to_numpy())),
                           shape=(inner.height, n_cert), dtype=np.int64)
     y = (x @ z).tocsr()
+    if zrows.height and not result.contributor and per is not None:
+        zl = zrows.select(names).unique(maintain_order=True).with_row_index("_z")
+        x0 = _incidence(per, zl.drop("_z"), dims, result.tables)
+        zr = zrows.join(zl, on=names)
+        z0 = sparse.csc_matrix((zr["z"].to_numpy(), (zr["_z"].to_numpy(), zr["cert"].to_numpy())),
+                               shape=(zl.height, n_cert), dtype=np.int64)
+        y = (y + x0 @ z0).tocsr()
     y.eliminate_zeros()
     viol = y[shown]
     bad[np.unique(viol.indices)] = True
     z = z[:, ~bad] if n_cert else z
     y = y[:, ~bad] if n_cert else y
+    one = onesided[~bad] if n_cert else onesided
     eps = np.full(z.shape[1], np.inf)
     zc = z.tocsc()
     for b in range(z.shape[1]):
         s = slice(zc.indptr[b], zc.indptr[b + 1])
-        if zc.indptr[b + 1] > zc.indptr[b]:
-            eps[b] = float(np.min(vals[zc.indices[s]] / np.abs(zc.data[s])))
+        lower = zc.data[s] < 0 if one[b] else np.ones(zc.indptr[b + 1] - zc.indptr[b], dtype=bool)
+        if lower.any():  # x + εz ≥ 0 (one-sided: only the lowered cells bound ε; width ≥ ε|δ|, not 2ε|δ|)
+            eps[b] = float(np.min(vals[zc.indices[s]][lower] / np.abs(zc.data[s][lower]))) * (0.5 if one[b] else 1.0)
     rep["certificates"] = {"given": n_cert, "valid": int(z.shape[1]), "invalid": int(bad.sum())}
     yh = y[hidden]
     covered = np.diff(yh.indptr) > 0
@@ -191,7 +207,7 @@ def audit(result, *, lp_max_cells: int = 2000, rank_max_unknowns: int = 1500, in
                  "primary": int((status == "primary").sum()), "secondary": int((status == "secondary").sum()),
                  "value_mismatches": int((true != value).sum()), "inconsistent_cells": inconsistent,
                  "primary_rule_violations": int(rule.sum())}
-    covered, bound, yh, zc = _certificates(result, inner, names, x, vals, shown, hidden, rep)
+    covered, bound, yh, zc = _certificates(result, inner, names, x, vals, shown, hidden, rep, per, dims)
     always, nc = _insiders(result, inner, per, hidden, yh, zc)
     insider_bad = np.zeros(len(hidden), dtype=bool)
     if always.height:

@@ -173,7 +173,7 @@ def import_file(
                  res.rows_accepted, res.rows_rejected, res.records_inserted, res.records_updated, res.records_unchanged,
                  started, datetime.now(), __version__, key.fingerprint if has_pid else None],
             )
-        for t in ("_stage", "_acc_records", "_acc_meas", "_new"):
+        for t in ("_isu_stage", "_acc_records", "_acc_meas", "_new"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
         if dry_run:
             con.execute("ROLLBACK")

@@ -95,7 +95,7 @@ def collect(con: duckdb.DuckDBPyConnection, malformed: list[tuple[int, str]], pr
     out = [Reject(line, "", None, "malformed_row", message("malformed_row", row=line, column=None, value=None, detail=kind.lower()))
            for line, kind in malformed]
     rows = con.execute("""SELECT _row, err.column, err.type, err.value
-                          FROM (SELECT _row, unnest(_rejects) AS err FROM _stage WHERE NOT _ok) ORDER BY _row""").fetchall()
+                          FROM (SELECT _row, unnest(_rejects) AS err FROM _isu_stage WHERE NOT _ok) ORDER BY _row""").fetchall()
     for ordinal, column, type_, raw in rows:
         row = _line_of(ordinal, lines) if lines else ordinal + 1
         value = mask_ids(raw)

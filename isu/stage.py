@@ -1,7 +1,7 @@
 """Staging inside the import transaction: the typed, checked rows of one export, without raw ids.
 
 ``build_stage`` runs the one scan of the file (text layer → typed layer, see ``isu.validate``)
-into a temporary table ``_stage``. ``stage_tables`` adds the checks that need more than one row
+into a table ``_isu_stage`` that lives only inside the import's transaction. ``stage_tables`` adds the checks that need more than one row
 (duplicate keys; long exports' rows of one record that disagree) and splits accepted rows into
 ``_acc_records`` and ``_acc_meas``.
 """
@@ -28,19 +28,22 @@ RECORD_FIELDS = (
 
 def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, scan: str, *, municipality: str | None,
                 params: dict) -> list[Malformed]:
-    """Create ``_stage`` from one scan; return the malformed lines DuckDB set aside.
+    """Create ``_isu_stage`` from one scan; return the malformed lines DuckDB set aside.
 
     The scan runs with spilling to disk switched off: its inner steps hold raw person ids, which
-    must never reach a temporary file. (``_stage`` itself holds none.)
+    must never reach a temporary file. (``_isu_stage`` itself holds none.)
     """
     text = text_layer(profile, set(src.header), municipality=municipality)
     typed = typed_layer(profile, text)
-    con.execute("DROP TABLE IF EXISTS _stage")
+    con.execute("DROP TABLE IF EXISTS _isu_stage")
     text.create_alias_tables(con)
     temp_dir = fetch_one(con, "SELECT current_setting('temp_directory')")[0]
     con.execute("SET temp_directory = ''")
     try:
-        con.execute(f"CREATE TEMP TABLE _stage AS {typed.sql(text.sql(scan))}", params or None)
+        # a table of the workspace (dropped before the commit), not a temporary one: under memory
+        # pressure DuckDB may write its blocks to the workspace file, while spilling the scan's
+        # own operators (which see raw ids) stays impossible
+        con.execute(f"CREATE TABLE _isu_stage AS {typed.sql(text.sql(scan))}", params or None)
     finally:
         con.execute(f"SET temp_directory = '{temp_dir.replace(chr(39), chr(39) * 2)}'")
     if src.kind != "csv":
@@ -57,7 +60,7 @@ def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, s
 def _flag(con: duckdb.DuckDBPyConnection, rows_sql: str, column: str, type_: str, value: str) -> None:
     """A check over several rows: appended to the ``_rejects`` of the rows it names."""
     col = column.replace("'", "''")
-    con.execute(f"""UPDATE _stage SET _ok = false, _rejects = list_append(coalesce(_rejects, []),
+    con.execute(f"""UPDATE _isu_stage SET _ok = false, _rejects = list_append(coalesce(_rejects, []),
                     {{'column': '{col}', 'type': '{type_}', 'value': CAST({value} AS VARCHAR)}}) WHERE _row IN ({rows_sql})""")
 
 
@@ -65,29 +68,29 @@ def stage_tables(con: duckdb.DuckDBPyConnection, profile: Profile) -> dict[str, 
     key_col = profile.columns.get("record_key", "record_key")
     keyed = "municipality IS NOT NULL AND record_key IS NOT NULL"
     if profile.shape == "wide":
-        _flag(con, f"SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key) AS c FROM _stage WHERE {keyed}) WHERE c > 1",
+        _flag(con, f"SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key) AS c FROM _isu_stage WHERE {keyed}) WHERE c > 1",
               key_col, "duplicate_key", "record_key")
     else:
         fields = ", ".join(f for f in RECORD_FIELDS if f != "record_key")
         _flag(con, f"""SELECT _row FROM (SELECT _row, count(DISTINCT ({fields})) OVER (PARTITION BY municipality, record_key) AS c
-                       FROM _stage WHERE {keyed}) WHERE c > 1""", key_col, "conflicting_record", "record_key")
+                       FROM _isu_stage WHERE {keyed}) WHERE c > 1""", key_col, "conflicting_record", "record_key")
         _flag(con, f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c
-                       FROM _stage WHERE {keyed} AND timepoint IS NOT NULL AND instrument IS NOT NULL) WHERE c > 1""",
+                       FROM _isu_stage WHERE {keyed} AND timepoint IS NOT NULL AND instrument IS NOT NULL) WHERE c > 1""",
               profile.long.get("timepoint", "timepoint"), "duplicate_measurement", "NULL")
     cols = ", ".join(RECORD_FIELDS)
     ok = "_ok"
     if profile.shape == "wide":
-        con.execute(f"CREATE TEMP TABLE _acc_records AS SELECT {cols} FROM _stage WHERE {ok}")
+        con.execute(f"CREATE TEMP TABLE _acc_records AS SELECT {cols} FROM _isu_stage WHERE {ok}")
         parts = []
         for g, group in enumerate(profile.groups):
             for tp in group.timepoints:
                 p = f"m{g}_{tp}_"
                 parts.append(f"SELECT municipality, record_key, '{tp}' AS timepoint, {q(p + 'instrument')} AS instrument, "
-                             f"{q(p + 'measured_on')} AS measured_on, {q(p + 'value')} AS value FROM _stage WHERE {ok} AND {q(p + 'present')}")
+                             f"{q(p + 'measured_on')} AS measured_on, {q(p + 'value')} AS value FROM _isu_stage WHERE {ok} AND {q(p + 'present')}")
         meas = " UNION ALL ".join(parts) or "SELECT NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::DATE, NULL::DOUBLE WHERE false"
         con.execute(f"CREATE TEMP TABLE _acc_meas AS {meas}")
     else:
-        con.execute(f"CREATE TEMP TABLE _acc_records AS SELECT DISTINCT ON (municipality, record_key) {cols} FROM _stage WHERE {ok} ORDER BY municipality, record_key, _row")
-        con.execute(f"CREATE TEMP TABLE _acc_meas AS SELECT municipality, record_key, timepoint, instrument, measured_on, value FROM _stage WHERE {ok}")
-    parsed, rejected = fetch_one(con, f"SELECT count(*), count(*) FILTER (NOT {ok}) FROM _stage")
+        con.execute(f"CREATE TEMP TABLE _acc_records AS SELECT DISTINCT ON (municipality, record_key) {cols} FROM _isu_stage WHERE {ok} ORDER BY municipality, record_key, _row")
+        con.execute(f"CREATE TEMP TABLE _acc_meas AS SELECT municipality, record_key, timepoint, instrument, measured_on, value FROM _isu_stage WHERE {ok}")
+    parsed, rejected = fetch_one(con, f"SELECT count(*), count(*) FILTER (NOT {ok}) FROM _isu_stage")
     return {"parsed": parsed, "rejected": rejected}

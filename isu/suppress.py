@@ -118,7 +118,7 @@ def _cell_ids(model: Model, frame: pl.DataFrame | None) -> np.ndarray:
     return np.unique(pos[all_keys[pos] == key])
 
 
-def _costs(values: np.ndarray, weights: str | Callable) -> np.ndarray:
+def _costs(values: np.ndarray, weights: str | Callable, zeros: bool = False) -> np.ndarray:
     if callable(weights):
         cost = np.asarray(weights(values), dtype=np.float64)
     elif weights == "sqrt":
@@ -129,27 +129,28 @@ def _costs(values: np.ndarray, weights: str | Callable) -> np.ndarray:
         cost = np.ones(len(values))
     else:
         raise IsuError(f"weights must be 'sqrt', 'value', 'count' or a function, not {weights!r}")
-    return np.where(values > 0, cost, BIG)
+    return cost if zeros else np.where(values > 0, cost, BIG)
 
 
 def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str, list[str]]], *, value: str = "n",
              k: int = 5, contributor: str | None = None, forced: pl.DataFrame | None = None,
              weights: str | Callable = "sqrt", singletons: bool = True, box_width: int = 12,
-             polish: int = 1000) -> SuppressionResult:
+             polish: int = 1000, onesided: bool = False) -> SuppressionResult:
     """Primary + secondary suppression of all ``tables`` in one consistent pattern (see module doc)."""
     t0 = time.perf_counter()
     if k < 1:
         raise IsuError(f"threshold k must be at least 1, not {k}")
     model = build_model(inner, dims, tables, value, contributor)
+    onesided = bool(onesided) and contributor is None
     vals = model.cell_value
     status = np.zeros(model.n_cells, dtype=np.int8)
     status[(vals >= 1) & (vals < k)] = 1
     status[_cell_ids(model, forced)] = 1
     primaries = np.flatnonzero(status == 1)
-    cost = _costs(vals.astype(np.float64), weights)
+    cost = _costs(vals.astype(np.float64), weights, onesided)
     cost[primaries] = 0.0
-    search = BoxSearch(model, cost, len(model.contributors), box_width)
-    plan = Plan(model, status, _costs(vals.astype(np.float64), weights), search, Insiders(model, singletons))
+    search = BoxSearch(model, cost, len(model.contributors), box_width, onesided)
+    plan = Plan(model, status, _costs(vals.astype(np.float64), weights, onesided), search, Insiders(model, singletons))
     level = (model.cell_codes >= np.array([d.n_leaves for d in model.dims])).sum(1)
     # most aggregated first (fewest ways to protect), then larger values; ids make the order total
     plan.protect(primaries[np.lexsort((primaries, -vals[primaries], -level[primaries]))])

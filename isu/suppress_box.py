@@ -9,8 +9,11 @@ in every linked table and at every level of every hierarchy (this is tau-Argus' 
 generalised to overlapping groups and made exact). Costs of all K₁×…×K_d candidate boxes come from
 one tensor contraction of the live cost array; dimensions a table does not break down are
 "realised" by choosing positive leaf cells under each corner so that other tables cancel out.
-z only ever touches positive inner cells, so x ± εz stays non-negative: the certificate also proves
-that every LP interval has positive width. The exact effect of z is always recomputed from the
+z touches positive inner cells, so x ± εz stays non-negative: the certificate also proves that
+every LP interval has positive width. With ``onesided`` (no contributors), z may also raise zero
+inner cells that no published cell shows to be zero (only the corners of one sign need positive
+cells): x + εz ≥ 0 still proves an interval of positive width, and sparse data no longer forces
+single-leaf boxes that hide every margin up to the grand total. The exact effect of z is always recomputed from the
 leaf → cell incidence, so the heuristic costs never decide safety, only price.
 """
 
@@ -140,8 +143,14 @@ class TableSearch:
 class BoxSearch:
     """Finds certificates; ``hide`` keeps the per-table cost arrays in step with the engine."""
 
-    def __init__(self, model: Model, cost: np.ndarray, n_contrib: int, k_per_dim: int = 6):
+    def __init__(self, model: Model, cost: np.ndarray, n_contrib: int, k_per_dim: int = 6, onesided: bool = False):
         self.m = model
+        self.onesided = onesided
+        self.npos = len(model.leaf_value)
+        self.nleaf = self.npos
+        self.zero_ids: dict[tuple, int] = {}
+        self.zero_inc: list[np.ndarray] = []
+        self._pos_ids: dict[tuple, int] | None = None
         width = max(2 * d.anc.shape[1] for d in model.dims)
         self.cands = [DimCandidates(d, width) for d in model.dims]
         self.use_kernel = kernel.AVAILABLE
@@ -175,13 +184,42 @@ class BoxSearch:
     def hide(self, cells: np.ndarray) -> None:
         self.set_cost(cells, 0.0)
 
+    def zero_leaf(self, coords: tuple[int, ...]) -> int:
+        """Id of a zero inner cell (appended after the positive ones; the model's leaf arrays grow)."""
+        got = self.zero_ids.get(coords)
+        if got is not None:
+            return got
+        m = self.m
+        if self.nleaf == len(m.leaf_value):
+            extra = max(256, len(m.leaf_value) // 2)
+            m.leaf_coords = np.vstack([m.leaf_coords, np.zeros((extra, len(m.dims)), dtype=np.int64)])
+            m.leaf_value = np.concatenate([m.leaf_value, np.zeros(extra, dtype=np.int64)])
+            m.leaf_contrib = np.concatenate([m.leaf_contrib, np.full(extra, -1, dtype=np.int64)])
+        i = self.nleaf
+        self.nleaf += 1
+        m.leaf_coords[i] = coords
+        cells = []
+        for t in m.tables:
+            anc = [m.dims[j].anc[coords[j]] for j in t.bdims]
+            cells.append(t.canon[np.ix_(*[a[a >= 0] for a in anc])].ravel() if t.bdims else t.canon.ravel())
+        self.zero_inc.append(np.unique(np.concatenate(cells)))
+        self.zero_ids[coords] = i
+        return i
+
     def effect(self, leaves: np.ndarray, signs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact δ = X·z on canonical cells: (cells with δ ≠ 0, δ there)."""
-        cells = self.inc_pad[leaves]
-        w = np.broadcast_to(np.asarray(signs, dtype=np.float64)[:, None], cells.shape)
+        signs = np.asarray(signs, dtype=np.float64)
+        pos = leaves < self.npos
+        cells = self.inc_pad[leaves[pos]]
+        w = np.broadcast_to(signs[pos][:, None], cells.shape)
         ok = cells >= 0
-        u, inv = np.unique(cells[ok], return_inverse=True)
-        d = np.rint(np.bincount(inv, weights=w[ok])).astype(np.int64)
+        flat, wt = cells[ok], w[ok]
+        if not pos.all():
+            zc = [self.zero_inc[i - self.npos] for i in leaves[~pos].tolist()]
+            flat = np.concatenate([flat, *zc])
+            wt = np.concatenate([wt, *(np.full(len(c), s) for c, s in zip(zc, signs[~pos].tolist()))])
+        u, inv = np.unique(flat, return_inverse=True)
+        d = np.rint(np.bincount(inv, weights=wt)).astype(np.int64)
         return u[d != 0], d[d != 0]
 
     def forbidden_leaves(self, leaves: np.ndarray, forbid: set[int]) -> np.ndarray:
@@ -209,9 +247,50 @@ class BoxSearch:
                 found.append((float(self.cost[cells].sum()), len(found), (*z, cells, delta)))
                 if not exact_price or len(found) == 3:
                     break
-        if found:
-            return min(found)[2]
+        best = min(found) if found else None
+        if best is None or abs(best[2][1].sum()) > 0.5:  # it changes the grand total: try leaf pairs
+            pair = self._pair(h, forbid)
+            if pair is not None and (best is None or pair[0] < best[0]):
+                return pair[1]
+        if best is not None:
+            return best[2]
         return self._fallback(h, forbid)
+
+    def _pair(self, h: int, forbid: set[int], tries: int = 48):
+        """Cheapest z = e_a − e_b: b a positive leaf just outside h, a the leaf under h nearest to it.
+        Σz = 0, so unlike a single leaf it leaves every margin containing both (the grand total) alone;
+        a may be a zero cell (raised) when ``onesided``."""
+        m = self.m
+        coords = m.leaf_coords[: self.npos]
+        codes = m.cell_codes[h]
+        inside = np.column_stack([d.mem[c][coords[:, j]] for j, (d, c) in enumerate(zip(m.dims, codes))])
+        dist = (~inside).sum(1)
+        ok = np.flatnonzero(dist > 0)
+        ok = ok[~self.forbidden_leaves(ok, forbid)]
+        if not len(ok):
+            return None
+        cand = ok[np.lexsort((ok, dist[ok]))[: tries]]
+        if self._pos_ids is None:
+            self._pos_ids = {tuple(r): i for i, r in enumerate(coords.tolist())}
+        first = [int(np.flatnonzero(d.mem[c])[0]) for d, c in zip(m.dims, codes)]
+        best = None
+        for b in cand.tolist():
+            a_coords = tuple(x if inside[b, j] else first[j] for j, x in enumerate(coords[b].tolist()))
+            a = self._pos_ids.get(a_coords)
+            if a is None:
+                if not self.onesided:
+                    continue
+                a = self.zero_leaf(a_coords)
+            elif self.forbidden_leaves(np.array([a]), forbid)[0]:
+                continue
+            leaves, signs = np.array([a, b]), np.array([1.0, -1.0])
+            cells, delta = self.effect(leaves, signs)
+            if h not in set(cells.tolist()):
+                continue
+            price = float(self.cost[cells].sum())
+            if best is None or price < best[0]:
+                best = (price, (leaves, signs, cells, delta))
+        return best
 
     def _axis(self, ts: TableSearch, at: tuple, a: int, k: int):
         """Top-k candidate leaf vectors on one axis, scored by their cost along h's own fibre."""
@@ -244,7 +323,7 @@ class BoxSearch:
         rows, costs = kernel.best_boxes(ts.w.ravel(), ts.wstr, at, lp, lm, np.concatenate([g[2] for g in got]),
                                         np.concatenate([g[4] for g in got]), off, self.k, ts.zero.ravel(), ts.zstr,
                                         f, ts.corner_contrib.ravel(), ts.corner_single.ravel(), self.n_contrib,
-                                        1 if self.cancel_axes[ti] is None and not ts.rdims else 8)
+                                        1 if self.cancel_axes[ti] is None and not ts.rdims else 8, self.onesided)
         for r, c in zip(rows, costs):
             if r[0] < 0 or c >= BIG:
                 break
@@ -290,28 +369,33 @@ class BoxSearch:
             yield [(int(picks[a][0][kk]), int(picks[a][1][kk])) for a, kk in enumerate(ks)]
 
     def _realise(self, ti: int, box: list[tuple[int, int]], forbid: set[int]):
-        """Inner leaves and signs of z for a box, or None when no positive realisation avoids ``forbid``."""
+        """Inner leaves and signs of z for a box, or None when no realisation avoids ``forbid``.
+
+        Corners that z raises may be zero inner cells when ``onesided``; then z is oriented so that
+        every zero corner is raised, and those corners take the realisation their neighbours use."""
         ts = self.tabs[ti]
         tks, signs = np.zeros(1, dtype=np.int64), np.ones(1)
         for a, (lp, lm) in enumerate(box):
             lv = np.array([lp, lm] if lm >= 0 else [lp], dtype=np.int64) * ts.lstride[a]
             tks = np.add.outer(tks, lv).ravel()
             signs = np.multiply.outer(signs, np.array([1.0, -1.0] if lm >= 0 else [1.0])).ravel()
-        if not ts.rdims:
-            pos = np.minimum(np.searchsorted(ts.tkey, tks), max(len(ts.tkey) - 1, 0))
-            if len(ts.tkey) == 0 or (ts.tkey[pos] != tks).any():
-                return None
-            leaves = ts.leaf[pos]
-            if forbid and self.forbidden_leaves(leaves, forbid).any():
-                return None
-            return leaves, signs
         options = []
         for tk in tks.tolist():
             leaves, rk = ts.leaves_under(tk)
             keep = ~self.forbidden_leaves(leaves, forbid)
-            if not keep.any():
+            options.append((leaves[keep], rk[keep], len(leaves) > 0))
+        empty = np.array([not o[2] for o in options])
+        if empty.any():
+            if not self.onesided or (empty & (signs > 0)).any() and (empty & (signs < 0)).any():
                 return None
-            options.append((leaves[keep], rk[keep]))
+            if (empty & (signs < 0)).any():
+                signs = -signs
+        flex = (signs > 0) if self.onesided else np.zeros(len(tks), dtype=bool)
+        if any(len(o[0]) == 0 and not f for o, f in zip(options, flex)):
+            return None
+        if not ts.rdims:
+            return np.array([o[0][0] if len(o[0]) else self._zero_at(ts, tk, 0) for o, tk in
+                             zip(options, tks.tolist())], dtype=np.int64), signs
         axes = self.cancel_axes[ti]
         cancel = next((a for a in (axes or []) if box[a][1] >= 0), None)
         chosen = np.full(len(tks), -1, dtype=np.int64)
@@ -319,21 +403,81 @@ class BoxSearch:
             group = tks - (tks // ts.lstride[cancel] % ts.lshape[cancel]) * ts.lstride[cancel]
             for g in np.unique(group):
                 members = np.flatnonzero(group == g)
-                common = options[members[0]][1]
-                for i in members[1:]:
+                fixed = [i for i in members if not flex[i]] or [i for i in members if len(options[i][1])]
+                if not fixed:
+                    continue
+                common = options[fixed[0]][1]
+                for i in fixed[1:]:
                     common = np.intersect1d(common, options[i][1], assume_unique=True)
                 if len(common):
                     chosen[members] = common[0]
-        if (chosen < 0).any():  # the other tables see these corners: align neighbours so margins cancel
-            chosen = _align(options, chosen, [2 if lm >= 0 else 1 for _, lm in box])
-        leaves = np.array([int(o[0][np.searchsorted(o[1], chosen[i])]) for i, o in enumerate(options)])
-        return leaves, signs
+        open_fixed = (chosen < 0) & ~flex
+        if open_fixed.any():  # the other tables see these corners: align neighbours so margins cancel
+            sub = np.flatnonzero(open_fixed | (chosen >= 0))
+            if len(sub) == len(tks):
+                chosen = _align([o[:2] for o in options], chosen, [2 if lm >= 0 else 1 for _, lm in box])
+            else:
+                chosen = self._align_partial(options, chosen, open_fixed, box)
+        if (chosen < 0).any():
+            chosen = self._align_flex(options, chosen, box)
+        leaves = []
+        for i, o in enumerate(options):
+            j = np.searchsorted(o[1], chosen[i])
+            if j < len(o[1]) and o[1][j] == chosen[i]:
+                leaves.append(int(o[0][j]))
+                continue
+            _, rk_all = ts.leaves_under(int(tks[i]))
+            if np.isin(chosen[i], rk_all):  # a positive leaf the insider knows: not a zero cell
+                return None
+            leaves.append(self._zero_at(ts, int(tks[i]), int(chosen[i])))
+        return np.array(leaves, dtype=np.int64), signs
+
+    def _align_partial(self, options, chosen, todo, box):
+        """_align restricted to the corners in ``todo`` (flexible corners are settled afterwards)."""
+        sizes = [2 if lm >= 0 else 1 for _, lm in box]
+        tmp = chosen.copy()
+        tmp[~todo & (tmp < 0)] = -2
+        out = _align([o[:2] if t else (np.array([0]), np.array([max(c, 0)])) for o, t, c in zip(options, todo, tmp)],
+                     np.where(tmp == -2, np.iinfo(np.int64).max, tmp), sizes)
+        out[~todo & (chosen < 0)] = -1
+        return out
+
+    def _align_flex(self, options, chosen, box):
+        """Flexible corners (may be zero cells) take a neighbour's realisation key so margins cancel."""
+        shape = tuple(2 if lm >= 0 else 1 for _, lm in box) or (1,)
+        for i in np.flatnonzero(chosen < 0).tolist():
+            idx = np.unravel_index(i, shape)
+            pick = -1
+            for a, n in enumerate(shape):
+                if n == 2:
+                    nb = list(idx)
+                    nb[a] = 1 - nb[a]
+                    other = chosen[np.ravel_multi_index(tuple(nb), shape)]
+                    if other >= 0:
+                        pick = int(other)
+                        break
+            if pick < 0:
+                pick = int(options[i][1][0]) if len(options[i][1]) else 0
+            chosen[i] = pick
+        return chosen
+
+    def _zero_at(self, ts: TableSearch, tk: int, rk: int) -> int:
+        coords = [0] * len(self.m.dims)
+        for j, c in zip(ts.t.bdims, np.unravel_index(tk, ts.lshape) if ts.t.bdims else ()):
+            coords[j] = int(c)
+        rshape = tuple(self.m.dims[j].n_leaves for j in ts.rdims)
+        for j, c in zip(ts.rdims, np.unravel_index(rk, rshape) if ts.rdims else ()):
+            coords[j] = int(c)
+        return self.zero_leaf(tuple(coords))
 
     def _fallback(self, h: int, forbid: set[int]):
         """z = one positive leaf under h: changes every cell containing it (always exists unless h is
         wholly the forbidden insiders' own cell)."""
         under = self.cell_leaves[self.cell_ptr[h]:self.cell_ptr[h + 1]]
         under = under[~self.forbidden_leaves(under, forbid)][:64]
+        if not len(under) and self.onesided and self.m.cell_value[h] == 0:  # a hidden zero: raise one zero leaf
+            groups = [np.flatnonzero(d.mem[c]) for d, c in zip(self.m.dims, self.m.cell_codes[h])]
+            under = np.array([self.zero_leaf(tuple(int(g[i % len(g)]) for g in groups)) for i in range(8)])
         best = None
         for leaf in under.tolist():
             cells, delta = self.effect(np.array([leaf]), np.array([1.0]))
