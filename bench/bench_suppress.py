@@ -3,6 +3,7 @@
     python bench/bench_suppress.py                 # 290 municipalities × 40 categories × 10 needs × 3 sexes
     python bench/bench_suppress.py --quick         # 40 municipalities × 12 × 5 × 3 (seconds)
     python bench/bench_suppress.py --records 100000 --k 5 --seed 1 --contributor --no-singletons
+    python bench/bench_suppress.py --quick --onesided --weights balanced   # hidden zeros allowed
 
 Data: municipality and county codes from schemas/codes/municipalities.csv; municipality sizes from a
 log-normal population-like law; leaf counts negative-binomial around size × category share (Zipf)
@@ -125,6 +126,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--contributor", action="store_true", help="municipalities as contributors (insider rule)")
     ap.add_argument("--no-singletons", action="store_true", help="do not treat count-1 leaves as insiders")
+    ap.add_argument("--onesided", action="store_true", help="allow one-sided certificates (hidden zero cells)")
+    ap.add_argument("--weights", default="sqrt", help="cost of hiding a cell: balanced, sqrt, value or count")
     a = ap.parse_args()
     shape = (40, 12, 5) if a.quick else (None, 40, 10)
     records = a.records or (30_000 if a.quick else 300_000)
@@ -132,7 +135,7 @@ def main() -> None:
     print(f"inner: {inner.height:,} non-zero leaf cells, {int(inner['n'].sum()):,} records, k={a.k}")
     c0 = time.process_time()
     res = suppress(inner, dims, tables, k=a.k, contributor="contributor" if a.contributor else None,
-                   singletons=not a.no_singletons)
+                   singletons=not a.no_singletons, onesided=a.onesided, weights=a.weights)
     c1 = time.process_time()
     rep = audit(res)
     c2 = time.process_time()

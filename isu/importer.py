@@ -8,6 +8,7 @@ is staged and stored holds the pseudonym, and rejects show ids masked.
 from __future__ import annotations
 
 import difflib
+from contextlib import contextmanager
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -20,7 +21,7 @@ from isu.schemas import Profile, load_profile, profile_names
 from isu.schemas.profiles import ProfileError
 
 from . import rejects as rejects_mod
-from .errors import InputError, KeyFileError, ProfileMismatch
+from .errors import InputError, IsuError, KeyFileError, ProfileMismatch
 from .keys import PoolKey
 from .pseudonym import hmac_params, mask_ids
 from .read import Source, csv_scan_sql, inspect_file, read_xlsx, register_transcoded
@@ -147,9 +148,14 @@ def import_file(
         scan = register_transcoded(con, src)
     else:
         scan = csv_scan_sql(src)
-    with transaction(con):
+    with no_spill(con), transaction(con):
         try:
             malformed = build_stage(con, prof, src, scan, municipality=municipality, params=params)
+        except duckdb.OutOfMemoryException:
+            raise IsuError(
+                f"{src.path.name}: too large to check within DuckDB's memory limit (ISU_MEMORY_LIMIT); the import never spills to "
+                "disk because the rows hold person ids. Raise ISU_MEMORY_LIMIT (about 1GB per million rows) or split the file"
+            ) from None
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as e:
             raise InputError(f"{src.path.name}: cannot read as {src.encoding} text with delimiter {src.delimiter!r} ({str(e).splitlines()[0][:200]})") from None
         finally:
@@ -182,6 +188,18 @@ def import_file(
         res.rejects_file = str(rejects_mod.write_file(rejected, Path(rejects_path)))
     res.seconds = round(time.perf_counter() - t0, 3)
     return res
+
+
+@contextmanager
+def no_spill(con: duckdb.DuckDBPyConnection):
+    """No temporary files while an import runs: its scan sees raw person ids. The import must then
+    fit in DuckDB's memory limit (``ISU_MEMORY_LIMIT``), about 1 GB per million rows."""
+    old = fetch_one(con, "SELECT current_setting('temp_directory')")[0]
+    con.execute("SET temp_directory = ''")
+    try:
+        yield
+    finally:
+        con.execute("SET temp_directory = " + "'" + old.replace("'", "''") + "'")
 
 
 def _check_fingerprint(con: duckdb.DuckDBPyConnection, key: PoolKey, dry_run: bool) -> None:

@@ -1,7 +1,7 @@
 """Staging inside the import transaction: the typed, checked rows of one export, without raw ids.
 
 ``build_stage`` runs the one scan of the file (text layer → typed layer, see ``isu.validate``)
-into a table ``_isu_stage`` that lives only inside the import's transaction. ``stage_tables`` adds the checks that need more than one row
+into a temporary table ``_isu_stage``. ``stage_tables`` adds the checks that need more than one row
 (duplicate keys; long exports' rows of one record that disagree) and splits accepted rows into
 ``_acc_records`` and ``_acc_meas``.
 """
@@ -30,22 +30,14 @@ def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, s
                 params: dict) -> list[Malformed]:
     """Create ``_isu_stage`` from one scan; return the malformed lines DuckDB set aside.
 
-    The scan runs with spilling to disk switched off: its inner steps hold raw person ids, which
-    must never reach a temporary file. (``_isu_stage`` itself holds none.)
+    The caller switches spilling to disk off (``isu.importer.no_spill``): the scan's inner steps
+    hold raw person ids, which must never reach a temporary file.
     """
     text = text_layer(profile, set(src.header), municipality=municipality)
     typed = typed_layer(profile, text)
     con.execute("DROP TABLE IF EXISTS _isu_stage")
     text.create_alias_tables(con)
-    temp_dir = fetch_one(con, "SELECT current_setting('temp_directory')")[0]
-    con.execute("SET temp_directory = ''")
-    try:
-        # a table of the workspace (dropped before the commit), not a temporary one: under memory
-        # pressure DuckDB may write its blocks to the workspace file, while spilling the scan's
-        # own operators (which see raw ids) stays impossible
-        con.execute(f"CREATE TABLE _isu_stage AS {typed.sql(text.sql(scan))}", params or None)
-    finally:
-        con.execute(f"SET temp_directory = '{temp_dir.replace(chr(39), chr(39) * 2)}'")
+    con.execute(f"CREATE TEMP TABLE _isu_stage AS {typed.sql(text.sql(scan))}", params or None)
     if src.kind != "csv":
         return []  # XLSX has no malformed lines
     try:

@@ -144,7 +144,8 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
     except duckdb.Error as e:
         raise WorkspaceError(f"{path} is not a usable isu workspace: {e}") from None
     con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would break --json output
-    con.execute(f"SET memory_limit = '{os.environ.get('ISU_MEMORY_LIMIT', '1GB')}'")
+    if os.environ.get("ISU_MEMORY_LIMIT"):  # default: DuckDB's own (80% of RAM)
+        con.execute(f"SET memory_limit = '{os.environ['ISU_MEMORY_LIMIT']}'")
     if not read_only:
         init_store(con)
     _check_version(con, path)

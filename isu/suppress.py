@@ -118,9 +118,11 @@ def _cell_ids(model: Model, frame: pl.DataFrame | None) -> np.ndarray:
     return np.unique(pos[all_keys[pos] == key])
 
 
-def _costs(values: np.ndarray, weights: str | Callable, zeros: bool = False) -> np.ndarray:
+def _costs(values: np.ndarray, weights: str | Callable, k: int, zeros: bool = False) -> np.ndarray:
     if callable(weights):
         cost = np.asarray(weights(values), dtype=np.float64)
+    elif weights == "balanced":
+        cost = 1.0 + np.sqrt(values) + (values / (20.0 * k)) ** 2
     elif weights == "sqrt":
         cost = 1.0 + np.sqrt(values)
     elif weights == "value":
@@ -128,7 +130,7 @@ def _costs(values: np.ndarray, weights: str | Callable, zeros: bool = False) -> 
     elif weights == "count":
         cost = np.ones(len(values))
     else:
-        raise IsuError(f"weights must be 'sqrt', 'value', 'count' or a function, not {weights!r}")
+        raise IsuError(f"weights must be 'balanced', 'sqrt', 'value', 'count' or a function, not {weights!r}")
     return cost if zeros else np.where(values > 0, cost, BIG)
 
 
@@ -147,10 +149,10 @@ def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str,
     status[(vals >= 1) & (vals < k)] = 1
     status[_cell_ids(model, forced)] = 1
     primaries = np.flatnonzero(status == 1)
-    cost = _costs(vals.astype(np.float64), weights, onesided)
+    cost = _costs(vals.astype(np.float64), weights, k, onesided)
     cost[primaries] = 0.0
     search = BoxSearch(model, cost, len(model.contributors), box_width, onesided)
-    plan = Plan(model, status, _costs(vals.astype(np.float64), weights, onesided), search, Insiders(model, singletons))
+    plan = Plan(model, status, _costs(vals.astype(np.float64), weights, k, onesided), search, Insiders(model, singletons))
     level = (model.cell_codes >= np.array([d.n_leaves for d in model.dims])).sum(1)
     # most aggregated first (fewest ways to protect), then larger values; ids make the order total
     plan.protect(primaries[np.lexsort((primaries, -vals[primaries], -level[primaries]))])

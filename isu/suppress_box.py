@@ -263,8 +263,13 @@ class BoxSearch:
         m = self.m
         coords = m.leaf_coords[: self.npos]
         codes = m.cell_codes[h]
-        inside = np.column_stack([d.mem[c][coords[:, j]] for j, (d, c) in enumerate(zip(m.dims, codes))])
-        dist = (~inside).sum(1)
+        near, dist = [], np.zeros(len(coords), dtype=np.int64)
+        for j, (d, c) in enumerate(zip(m.dims, codes)):
+            g = np.flatnonzero(d.mem[c])
+            sd = self.cands[j].symdiff[:, g]
+            nj = g[np.argmin(sd, axis=1)]   # the leaf of h's group sharing most groups with each leaf
+            near.append(nj)
+            dist += sd.min(axis=1)[coords[:, j]]
         ok = np.flatnonzero(dist > 0)
         ok = ok[~self.forbidden_leaves(ok, forbid)]
         if not len(ok):
@@ -272,10 +277,9 @@ class BoxSearch:
         cand = ok[np.lexsort((ok, dist[ok]))[: tries]]
         if self._pos_ids is None:
             self._pos_ids = {tuple(r): i for i, r in enumerate(coords.tolist())}
-        first = [int(np.flatnonzero(d.mem[c])[0]) for d, c in zip(m.dims, codes)]
         best = None
         for b in cand.tolist():
-            a_coords = tuple(x if inside[b, j] else first[j] for j, x in enumerate(coords[b].tolist()))
+            a_coords = tuple(int(near[j][x]) for j, x in enumerate(coords[b].tolist()))
             a = self._pos_ids.get(a_coords)
             if a is None:
                 if not self.onesided:

@@ -89,6 +89,14 @@ class Plan:
                 return out
         return out
 
+    def _search(self, h: int, u: set[int] | None):
+        """A certificate for h avoiding every insider in ``u``, else (h may be all theirs) avoiding one
+        of them; progress is kept since the next round's ``u`` no longer holds that one."""
+        found = self.search.certificate(h, u or set())
+        if found is None and u and len(u) > 1:
+            found = self.search.certificate(h, {min(u)})
+        return found
+
     def protect(self, order: np.ndarray) -> None:
         """Greedy: give every hidden cell certificates until all are settled."""
         queue = deque(order.tolist())
@@ -97,7 +105,7 @@ class Plan:
             u = self.unavoided(h)
             if u is not None and not u:
                 continue
-            found = self.search.certificate(h, u or set())
+            found = self._search(h, u)
             if found is None:
                 raise RuntimeError(f"no certificate for cell {h}; this is a bug in isu.suppress")
             cells = found[2]
@@ -146,7 +154,7 @@ class Plan:
             u = self.unavoided(c, drop)
             if u is not None and not u:
                 continue
-            found = self.search.certificate(c, u or set())
+            found = self._search(c, u)
             if found is None:
                 ok = False
                 break

@@ -109,3 +109,27 @@ def test_lp_intervals_of_a_two_by_two_table():
     x = np.array([2, 3, 4, 5])
     lo, hi = lp_intervals(a, a @ x, np.eye(4))
     assert lo.tolist() == pytest.approx([0, 0, 1, 3]) and hi.tolist() == pytest.approx([5, 5, 6, 8])
+
+
+def sparse_problem(seed: int):
+    dims = [Dimension.flat("geo", ["a", "b", "c", "d"]), Dimension.flat("cat", ["x", "y", "z"]),
+            Dimension.flat("sex", ["F", "M"])]
+    rng = np.random.default_rng(seed)
+    rows = [(g, c, s, int(rng.choice([0, 0, 0, 1, 2, 30]))) for g in "abcd" for c in "xyz" for s in "FM"]
+    inner = pl.DataFrame(rows, schema=["geo", "cat", "sex", "n"], orient="row")
+    res = suppress(inner, dims, [("gc", ["geo", "cat"]), ("gs", ["geo", "sex"])], k=5, onesided=True,
+                   weights="balanced")
+    return res, inner
+
+
+def test_one_sided_certificates_pass_every_check_and_a_reversed_one_is_refused():
+    res, inner = sparse_problem(4)
+    zero_rows = res.certificates.join(inner.filter(pl.col("n") > 0), on=["geo", "cat", "sex"], how="anti")
+    assert zero_rows.height > 0 and (zero_rows["z"] > 0).all()  # zero inner cells are only ever raised
+    rep = audit(res)
+    assert rep["disclosed"] == 0 and rep["certificates"]["invalid"] == 0
+    assert rep["rank_test"]["ran"] and rep["lp"]["ran"] and rep["lp"]["disclosed"] == 0
+    bad = zero_rows["cert"][0]
+    res.certificates = res.certificates.with_columns(
+        z=pl.when(pl.col("cert") == bad).then(-pl.col("z")).otherwise(pl.col("z")))
+    assert audit(res, lp_max_cells=0, rank_max_unknowns=0)["certificates"]["invalid"] >= 1

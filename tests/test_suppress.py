@@ -73,10 +73,11 @@ def exact(intervals: dict) -> list:
     return [c for c, (lo, hi) in intervals.items() if hi - lo < 1e-7]
 
 
-def check_primary_rule(res, k: int, zeros_hidden: bool = False) -> None:
+def check_primary_rule(res, k: int, zeros_hidden: bool | None = None) -> None:
+    """Counts 1..k−1 are primary; zeros may be secondary only under one-sided certificates (no contributors)."""
     v, s = res.cells["value"].to_numpy(), res.cells["status"].to_numpy()
     assert ((s == "primary") == ((v >= 1) & (v < k))).all()
-    assert zeros_hidden or (s[v == 0] == "shown").all()
+    assert (res.contributor is None if zeros_hidden is None else zeros_hidden) or (s[v == 0] == "shown").all()
 
 
 @st.composite
