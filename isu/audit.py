@@ -6,7 +6,10 @@ the engine except the claims it checks:
 
 1. Values and the primary rule: every published value equals the sum of its inner cells; every count
    1..k−1 and every forced cell is hidden; a cell in several tables has one status.
-2. Certificates (all sizes): each is an integer change z of positive inner cells. With exact integer
+2. Certificates (all sizes): each is an integer change z of positive inner cells, or (one-sided, only
+   without contributors) one that also raises zero inner cells: then x + εz ≥ 0 with ε bounded by the
+   lowered cells only, and since X·z = 0 on shown cells while z ≥ 0 on zeros, no shown cell reveals
+   those zeros; the width bound is ε|(X·z)_h|. With exact integer
    arithmetic the audit checks X·z = 0 on every shown cell; then every hidden cell h with (X·z)_h ≠ 0
    is *proven* not recomputable by any linear combination of published cells, and since x ± εz ≥ 0
    for ε = min x_i/|z_i|, its LP interval is at least 2ε|(X·z)_h| wide (reported as a lower bound).

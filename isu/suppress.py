@@ -3,7 +3,7 @@
 API (generic; knows nothing of the store)::
 
     suppress(inner, dims, tables, *, value="n", k=5, contributor=None, forced=None,
-             weights="sqrt", singletons=True, box_width=12, polish=1000) -> SuppressionResult
+             weights="sqrt", singletons=True, box_width=12, polish=1000, onesided=False) -> SuppressionResult
     audit(result, *, lp_max_cells=2000, rank_max_unknowns=1500, insider_rank_max=30) -> dict  # isu.audit
 
 * ``inner``: one row per leaf cell (a leaf code in every ``Dimension`` column) with a non-negative
@@ -14,15 +14,21 @@ API (generic; knows nothing of the store)::
   its broken-down dims, the other dims at their total. Cells with equal coordinates are one cell.
 * ``forced``: cells (dim columns; a missing column means the total) to hide as primary.
 * ``weights``: cost of hiding a cell, to minimise in total: ``"sqrt"`` (1 + √count, default: few
-  and small suppressions), ``"value"`` (1 + count), ``"count"`` (1: fewest cells) or a function of
+  and small suppressions), ``"balanced"`` (1 + √count + (count / 20k)²: large margins and totals
+  become very costly, so boxes that avoid them win), ``"value"`` (1 + count), ``"count"`` (1: fewest cells) or a function of
   the count array. ``box_width``: candidates per dimension in the box search (more: better, slower).
 * ``polish``: how many secondary cells (costliest first) to try to swap for cheaper ones afterwards.
+* ``onesided`` (only without ``contributor``): certificates may raise zero inner cells that no
+  published cell shows to be zero, so zero cells can be secondary suppressions. In sparse data this
+  is what lets totals stay published: a box then needs positive cells only at the corners it lowers.
 
-Rules: a published count 1..k−1 is *primary* (0 is published: a zero cell is never hidden, which keeps
-every inner cell under a hidden cell positive). *Secondary* cells are added until every hidden cell h
+Rules: a published count 1..k−1 is *primary* (0 is never primary; without ``onesided`` it is never
+hidden either, which keeps every inner cell under a hidden cell positive). *Secondary* cells are added until every hidden cell h
 has a certificate: an integer change z of positive inner cells that keeps every published cell and
-changes h. Then h cannot be recomputed by any linear combination of published cells, and (as x ± εz
-stays non-negative) its LP interval has positive width. Insiders: a contributor knows its own leaves,
+changes h. Then h cannot be recomputed by any linear combination of published cells, and (as x ± εz,
+or for a one-sided z that raises zero cells x + εz, stays non-negative) its LP interval has positive
+width. When the cheapest box would change the grand total (Σz ≠ 0), a leaf pair e_a − e_b (b just
+outside h, a its nearest leaf under h) is priced too: it leaves every margin holding both alone. Insiders: a contributor knows its own leaves,
 and the one person of a count-1 leaf knows that leaf (``singletons``); every hidden cell that is not
 wholly an insider's own needs, for each insider, a certificate that leaves that insider's leaves
 alone — so two single-contributor cells in one margin never reveal each other. Certificates are

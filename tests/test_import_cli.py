@@ -140,3 +140,21 @@ def test_second_writer_gets_workspace_busy(isu, ws, files):
         assert proc.returncode == 5, proc.stderr
         assert "workspace busy" in one_line_error(proc)
     assert isu("import", str(good), env=ws.env(), cwd=ws.dir).returncode == 0  # free again
+
+
+def test_out_of_memory_is_one_line_and_changes_nothing(tmp_path):
+    """The import never spills (its scan sees person ids): a file too big for the limit is refused cleanly."""
+    from isu.keys import new_key
+    from isu.sample_data import write_benchmark_csv
+
+
+    export = tmp_path / "big.csv"
+    write_benchmark_csv(export, 150_000, encoding="utf-8")
+    new_key(tmp_path / "k.key")
+    env = {**os.environ, "ISU_DB": str(tmp_path / "w.duckdb"), "ISU_KEY_FILE": str(tmp_path / "k.key"), "ISU_MEMORY_LIMIT": "40MB"}
+    res = run_isu("import", str(export), "--rejects", str(tmp_path / "r.csv"), env=env)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr and res.stderr.strip().count("\n") == 0
+    assert "ISU_MEMORY_LIMIT" in res.stderr
+    status = run_isu("status", "--json", env={**env, "ISU_MEMORY_LIMIT": ""})
+    assert json.loads(status.stdout)["records"] == 0
