@@ -15,7 +15,8 @@ API (generic; knows nothing of the store)::
 * ``forced``: cells (dim columns; a missing column means the total) to hide as primary.
 * ``weights``: cost of hiding a cell, to minimise in total: ``"sqrt"`` (1 + √count, default: few
   and small suppressions), ``"balanced"`` (1 + √count + (count / 20k)²: large margins and totals
-  become very costly, so boxes that avoid them win), ``"value"`` (1 + count), ``"count"`` (1: fewest cells) or a function of
+  become very costly, so boxes that avoid them win; a hidden zero costs 3k, as each one can demand
+  further certificates), ``"value"`` (1 + count), ``"count"`` (1: fewest cells) or a function of
   the count array. ``box_width``: candidates per dimension in the box search (more: better, slower).
 * ``polish``: how many secondary cells (costliest first) to try to swap for cheaper ones afterwards.
 * ``onesided`` (only without ``contributor``): certificates may raise zero inner cells that no
@@ -128,7 +129,7 @@ def _costs(values: np.ndarray, weights: str | Callable, k: int, zeros: bool = Fa
     if callable(weights):
         cost = np.asarray(weights(values), dtype=np.float64)
     elif weights == "balanced":
-        cost = 1.0 + np.sqrt(values) + (values / (20.0 * k)) ** 2
+        cost = np.where(values > 0, 1.0 + np.sqrt(values) + (values / (20.0 * k)) ** 2, 3.0 * k)
     elif weights == "sqrt":
         cost = 1.0 + np.sqrt(values)
     elif weights == "value":

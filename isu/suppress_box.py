@@ -248,7 +248,7 @@ class BoxSearch:
                 if not exact_price or len(found) == 3:
                     break
         best = min(found) if found else None
-        if best is None or abs(best[2][1].sum()) > 0.5:  # it changes the grand total: try leaf pairs
+        if self.onesided and (best is None or abs(best[2][1].sum()) > 0.5):  # it changes the grand total: try pairs
             pair = self._pair(h, forbid)
             if pair is not None and (best is None or pair[0] < best[0]):
                 return pair[1]
