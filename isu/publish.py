@@ -101,8 +101,8 @@ def _links(rec: pl.DataFrame, out: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
     o = out.filter(pl.col("result") == "all").select(*keys, "instrument", o_value="value", o_hidden=hid).unique(
         [*keys, "instrument"])
     og = o.group_by(keys).agg(t0_sum=pl.col("o_value").sum(),
-                              o_hidden_n=pl.col("o_hidden").sum())
-    links = r.join(og, on=keys).filter(pl.col("r_value") == pl.col("t0_sum"))
+                              o_hidden_n=(pl.col("o_hidden") & (pl.col("o_value") > 0)).sum())
+    links = r.join(og, on=keys).filter((pl.col("r_value") == pl.col("t0_sum")) & (pl.col("r_value") > 0))
     links = links.with_columns(hidden_n=pl.col("o_hidden_n") + pl.col("r_hidden").cast(pl.UInt32))
     return r, o, links
 
@@ -113,7 +113,7 @@ def _link_forcing(rec: pl.DataFrame, out: pl.DataFrame) -> tuple[pl.DataFrame, p
     r, o, links = _links(rec, out)
     touched = links.filter(pl.col("hidden_n") > 0).select(keys)
     force_r = r.join(touched, on=keys).filter(~pl.col("r_hidden")).select(*keys, goal=pl.lit("all"))
-    force_o = o.join(touched, on=keys).filter(~pl.col("o_hidden")).select(
+    force_o = o.join(touched, on=keys).filter(~pl.col("o_hidden") & (pl.col("o_value") > 0)).select(
         *keys, "instrument", result=pl.lit("all"))
     return force_r, force_o
 
@@ -138,10 +138,7 @@ def plan(a: Aggregates, k: int, *, lp_max_cells: int = 2000, municipal_insiders:
     for rounds in range(1, MAX_LINK_ROUNDS + 1):
         for name in sorted(dirty):
             inner, dims, tables = calls[name]
-            # one-sided certificates (zeros may be hidden as secondary) keep large margins shown on
-            # sparse data; the engine supports them only without contributors
-            onesided = {"onesided": True, "weights": "balanced"} if contributor is None else {}
-            res[name] = suppress(inner, dims, tables, value="n", k=k, contributor=contributor, forced=forced[name], **onesided)
+            res[name] = suppress(inner, dims, tables, value="n", k=k, contributor=contributor, forced=forced[name])
         extra = dict(zip(("records", "outcomes"), _link_forcing(res["records"].cells, res["outcomes"].cells)))
         dirty = {name for name, f in extra.items() if not f.is_empty()}
         if not dirty:
