@@ -47,9 +47,6 @@ class Layer:
 
     cols: dict[str, str]
 
-    def select(self) -> str:
-        return ", ".join(f"{expr} AS {q(name)}" for name, expr in self.cols.items())
-
     def sql(self, source: str, *, hidden: tuple[str, ...] = ("_pid", "pid_", "_e")) -> str:
         """Nested SELECTs over ``source``, each column computed once, after the columns it names.
 
