@@ -21,19 +21,16 @@ from isu.schemas import Profile, load_profile, profile_names
 from isu.schemas.profiles import ProfileError
 
 from . import rejects as rejects_mod
+from . import stage as stage_mod
 from .errors import InputError, IsuError, KeyFileError, ProfileMismatch
 from .keys import PoolKey
 from .pseudonym import hmac_params, mask_ids
-from .read import Source, csv_scan_sql, inspect_file, read_xlsx, register_transcoded
-from .stage import build_stage, stage_tables
+from .read import Source, csv_scan_sql, inspect_file, read_xlsx, register_transcoded, release_transcoded
+from .stage import ChunkWriter, chunks, drop_stage, malformed_lines, open_scan, stage_chunk
 from .store import fetch_one, transaction
 
 __all__ = ["ImportResult", "import_file", "choose_profile"]
 
-RECORD_COLS = (
-    "municipality", "record_key", "client", "sex", "birth_year", "need_area", "intervention_code", "category",
-    "legal_basis", "provider", "started_on", "ended_on", "end_reason", "goal_attainment",
-)
 
 
 @dataclass
@@ -141,55 +138,66 @@ def import_file(
     if has_pid:
         _check_fingerprint(con, key, dry_run)
     params = hmac_params(key) if has_pid else {}
-    if src.kind == "xlsx":
-        con.register("_isu_xlsx", read_xlsx(src.path, prof.sheet))
-        scan = "_isu_xlsx"
-    elif src.encoding == "cp1252" and src.c1_bytes:
-        scan = register_transcoded(con, src)
-    else:
-        scan = csv_scan_sql(src)
-    with no_spill(con), transaction(con):
-        try:
-            malformed = build_stage(con, prof, src, scan, municipality=municipality, params=params)
-        except duckdb.OutOfMemoryException:
-            raise IsuError(
-                f"{src.path.name}: too large to check within DuckDB's memory limit (ISU_MEMORY_LIMIT); the import never spills to "
-                "disk because the rows hold person ids. Raise ISU_MEMORY_LIMIT (about 1GB per million rows) or split the file"
-            ) from None
-        except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as e:
-            raise InputError(f"{src.path.name}: cannot read as {src.encoding} text with delimiter {src.delimiter!r} ({str(e).splitlines()[0][:200]})") from None
-        finally:
-            if not scan.startswith("read_csv"):
-                con.unregister(scan)
-        counts = stage_tables(con, prof)
-        res.rows_read = counts["parsed"] + len(malformed)
-        res.rows_rejected = counts["rejected"] + len(malformed)
-        res.rows_accepted = res.rows_read - res.rows_rejected
-        res.municipalities = [r[0] for r in con.execute("SELECT DISTINCT municipality FROM _acc_records ORDER BY 1").fetchall()]
-        res.measurements = fetch_one(con, "SELECT count(*) FROM _acc_meas")[0]
-        rejected = rejects_mod.collect(con, malformed, prof, municipality)
-        res.errors_by_type = rejects_mod.count_by_type(rejected)
-        if not dry_run:
-            res.import_id = fetch_one(con, "SELECT nextval('import_seq')")[0]
-            _write_records(con, res)
-            rejects_mod.store(con, res.import_id, rejected)
-            con.execute(
-                "INSERT INTO imports VALUES (?, 'file', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [res.import_id, src.path.name, src.sha256, prof.name, ",".join(res.municipalities), res.rows_read,
-                 res.rows_accepted, res.rows_rejected, res.records_inserted, res.records_updated, res.records_unchanged,
-                 started, datetime.now(), __version__, key.fingerprint if has_pid else None],
-            )
-        for t in ("_isu_stage", "_acc_records", "_acc_meas", "_new"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
-        if dry_run:
-            con.execute("ROLLBACK")
-            con.execute("BEGIN TRANSACTION")
+    cur = con.cursor()  # runs the scan while ``con`` writes the chunks it yields
+    try:
+        with no_spill(con), transaction(con):
+            if not dry_run:
+                res.import_id = fetch_one(con, "SELECT nextval('import_seq')")[0]
+            rejected = _run(con, cur, src, prof, res, municipality, params)
+            if not dry_run:
+                rejects_mod.store(con, res.import_id, rejected)
+                con.execute(
+                    "INSERT INTO imports VALUES (?, 'file', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [res.import_id, src.path.name, src.sha256, prof.name, ",".join(res.municipalities), res.rows_read,
+                     res.rows_accepted, res.rows_rejected, res.records_inserted, res.records_updated, res.records_unchanged,
+                     started, datetime.now(), __version__, key.fingerprint if has_pid else None],
+                )
+            if dry_run:
+                con.execute("ROLLBACK")
+                con.execute("BEGIN TRANSACTION")
+    finally:
+        release_transcoded(cur)
+        cur.close()
     if rejected and rejects_path is not None:
         res.rejects_file = str(rejects_mod.write_file(rejected, Path(rejects_path)))
     res.seconds = round(time.perf_counter() - t0, 3)
     return res
 
 
+def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: str | None, params: dict) -> list:
+    """Scan, stage and write chunk by chunk; return the rejects, explained."""
+    if src.kind == "xlsx":
+        cur.register("_isu_xlsx", read_xlsx(src.path, prof.sheet))
+        scan = "_isu_xlsx"
+    elif src.encoding == "cp1252" and src.c1_bytes:
+        scan = register_transcoded(cur, src)
+    else:
+        scan = csv_scan_sql(src)
+    writer = ChunkWriter(con, prof, res)
+    found: list[rejects_mod.Pending] = []
+    try:
+        reader = open_scan(cur, prof, src, scan, municipality=municipality, params=params)
+        for i, (chunk, last) in enumerate(chunks(reader, stage_mod.CHUNK_ROWS if prof.shape == "wide" else None)):
+            stage_chunk(con, prof, chunk, cross=i > 0)
+            del chunk
+            found += writer.chunk(last=last)
+            found += rejects_mod.pending(con)
+            drop_stage(con)
+        malformed = malformed_lines(cur, src)
+    except duckdb.OutOfMemoryException:
+        raise IsuError(
+            f"{src.path.name}: too large to check within DuckDB's memory limit (ISU_MEMORY_LIMIT); the import never spills to "
+            "disk because the rows hold person ids. Raise ISU_MEMORY_LIMIT or split the file"
+        ) from None
+    except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as e:
+        raise InputError(f"{src.path.name}: cannot read as {src.encoding} text with delimiter {src.delimiter!r} ({str(e).splitlines()[0][:200]})") from None
+    writer.finish()
+    res.rows_read += len(malformed)
+    res.rows_rejected += len(malformed)
+    res.rows_accepted = res.rows_read - res.rows_rejected
+    rejected = rejects_mod.collect(found, malformed, prof, municipality)
+    res.errors_by_type = rejects_mod.count_by_type(rejected)
+    return rejected
 @contextmanager
 def no_spill(con: duckdb.DuckDBPyConnection):
     """No temporary files while an import runs: its scan sees raw person ids. The import must then
@@ -211,25 +219,3 @@ def _check_fingerprint(con: duckdb.DuckDBPyConnection, key: PoolKey, dry_run: bo
         )
     if not row and not dry_run:
         con.execute("INSERT INTO meta VALUES ('key_fingerprint', ?)", [key.fingerprint])
-
-
-def _write_records(con: duckdb.DuckDBPyConnection, res: ImportResult) -> None:
-    """Upsert by (municipality, record_key); a record's measurements are replaced with it."""
-    cols = ", ".join(RECORD_COLS)
-    # a 64-bit content hash: the record's fields xor the xor of its measurements' hashes (order-free)
-    con.execute(f"""
-        CREATE TEMP TABLE _new AS
-        SELECT r.*, CAST(xor(hash({", ".join("r." + c for c in RECORD_COLS)}), coalesce(m.h, 0)) AS VARCHAR) AS row_hash,
-               o.row_hash AS old_hash, o.record_key IS NOT NULL AS existed
-        FROM _acc_records r
-        LEFT JOIN (SELECT municipality, record_key, bit_xor(hash(timepoint, instrument, measured_on, value)) AS h
-                   FROM _acc_meas GROUP BY ALL) m USING (municipality, record_key)
-        LEFT JOIN records o USING (municipality, record_key)""")
-    res.records_inserted, res.records_updated, res.records_unchanged = fetch_one(con, 
-        "SELECT count(*) FILTER (NOT existed), count(*) FILTER (existed AND old_hash IS DISTINCT FROM row_hash), "
-        "count(*) FILTER (existed AND old_hash = row_hash) FROM _new")
-    con.execute("DELETE FROM _new WHERE existed AND old_hash = row_hash")
-    con.execute("DELETE FROM measurements m USING _new n WHERE n.existed AND m.municipality = n.municipality AND m.record_key = n.record_key")
-    con.execute(f"INSERT OR REPLACE INTO records ({cols}, import_id, row_hash) SELECT {cols}, ?, row_hash FROM _new", [res.import_id])
-    con.execute("""INSERT INTO measurements SELECT a.municipality, a.record_key, a.timepoint, a.instrument, a.measured_on, a.value
-                   FROM _acc_meas a SEMI JOIN _new n USING (municipality, record_key)""")

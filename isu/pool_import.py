@@ -40,6 +40,7 @@ CHUNK_RECORDS = 2_000_000
 _COLUMNS = {"records": record_columns, "measurements": measurement_columns}
 _STAGE = {t: f"pool_stage_{t}" for t in TABLES}
 _STRINGS = (pa.string(), pa.large_string(), pa.string_view())
+_KEYS = {"records": KEY_COLUMNS, "measurements": (*KEY_COLUMNS, "timepoint", "instrument")}
 
 
 def _meta_key(code: str) -> str:
@@ -96,6 +97,11 @@ def _verify(con: duckdb.DuckDBPyConnection, chunk: list[Package]) -> None:
     on = " AND ".join(f"r.{k} = m.{k}" for k in ("_pkg", *KEY_COLUMNS))
     for tag, n in con.execute(f"SELECT m._pkg, count(*) FROM {m} m ANTI JOIN {r} r ON {on} GROUP BY 1").fetchall():
         bad.setdefault(tag, f"{n} measurements belong to no record in the package")
+    for table in TABLES:  # keys are unique in the store (no index holds them so: the writers do)
+        keys = ", ".join(_KEYS[table])
+        for (tag,) in con.execute(f"SELECT DISTINCT _pkg FROM (SELECT _pkg FROM {_STAGE[table]} GROUP BY _pkg, {keys} "
+                                  "HAVING count(*) > 1)").fetchall():
+            bad.setdefault(tag, "it holds the same record or measurement twice (duplicate keys)")
     stats = municipality_stats(con, r, m, group="_pkg")
     for tag, pkg in enumerate(chunk):
         if tag not in bad and stats.get(tag, []) != pkg.manifest.municipalities:
@@ -127,8 +133,7 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[int, int, int]]:
     return {tag: (int(a), int(b), int(c)) for tag, a, b, c in rows}
 
 
-def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: dict[str, pa.Table],
-           started: datetime) -> list[dict]:
+def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], started: datetime) -> list[dict]:
     """Replace the chunk's municipalities' rows (the latest package of each wins), log each package."""
     r, m = _STAGE["records"], _STAGE["measurements"]
     counts = _counts(con)
@@ -142,12 +147,10 @@ def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: dict[st
         con.execute(f"DELETE FROM {table} WHERE municipality IN (SELECT municipality FROM pool_stage_winners)")
     rcols, mcols = ", ".join(record_columns()), ", ".join(measurement_columns())
     win = "JOIN pool_stage_winners w USING (_pkg, municipality)"
-    try:
-        con.execute(f"INSERT INTO records ({rcols}, import_id) SELECT {rcols}, i.import_id FROM {r} "
-                    f"JOIN pool_stage_ids i USING (_pkg) {win}")
-        con.execute(f"INSERT INTO measurements ({mcols}) SELECT {mcols} FROM {m} {win}")
-    except duckdb.ConstraintException:
-        raise _duplicate_culprit(chunk, staged) from None
+    # a municipality's rows come from one package (its winner), whose keys _verify found unique
+    con.execute(f"INSERT INTO records ({rcols}, import_id) SELECT {rcols}, i.import_id FROM {r} "
+                f"JOIN pool_stage_ids i USING (_pkg) {win}")
+    con.execute(f"INSERT INTO measurements ({mcols}) SELECT {mcols} FROM {m} {win}")
     finished = _now()
     log, meta, results = [], {}, []
     for tag, pkg in enumerate(chunk):
@@ -167,19 +170,6 @@ def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: dict[st
     con.execute(f"INSERT INTO imports ({', '.join(log[0])}) SELECT * FROM pool_stage_log")
     con.execute("INSERT OR REPLACE INTO meta SELECT * FROM pool_stage_meta")
     return results
-
-
-def _duplicate_culprit(chunk: list[Package], staged: dict[str, pa.Table]) -> Exception:
-    """Name the package whose keys repeat (the transaction is aborted: ask a scratch connection)."""
-    scratch = duckdb.connect()
-    for table in TABLES:
-        keys = ", ".join(c for c in _COLUMNS[table]() if c in (*KEY_COLUMNS, "timepoint", "instrument"))
-        scratch.register("staged", staged[table])
-        row = scratch.execute(f"SELECT min(_pkg) FROM (SELECT _pkg FROM staged GROUP BY _pkg, {keys} "
-                              "HAVING count(*) > 1)").fetchall()[0][0]
-        if row is not None:
-            return chunk[row].refuse("it holds the same record or measurement twice (duplicate keys)")
-    return chunk[0].refuse("its keys collide with another package of the same command")
 
 
 def _now() -> datetime:
@@ -205,7 +195,7 @@ def _import_chunk(con: duckdb.DuckDBPyConnection, chunk: list[Package], progress
         for t in TABLES:
             con.register(_STAGE[t], staged[t])
         _verify(con, chunk)
-        return _apply(con, chunk, staged, started)
+        return _apply(con, chunk, started)
     finally:
         with contextlib.suppress(duckdb.TransactionException):  # aborted: the rollback drops them anyway
             con.complete()

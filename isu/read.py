@@ -12,6 +12,7 @@ with such bytes is transcoded in memory instead (``register_transcoded``).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
@@ -21,7 +22,7 @@ from pathlib import Path
 from .errors import InputError
 from .pseudonym import mask_ids
 
-__all__ = ["Source", "inspect_file", "csv_scan_sql", "register_transcoded", "read_xlsx"]
+__all__ = ["Source", "inspect_file", "csv_scan_sql", "register_transcoded", "release_transcoded", "read_xlsx"]
 
 DELIMITERS = (";", ",", "\t", "|")
 CHUNK = 4 << 20
@@ -143,6 +144,13 @@ def register_transcoded(con, src: Source, name: str = "_isu_src") -> str:
     )
     con.register(name, rel)
     return name
+
+
+def release_transcoded(con) -> None:
+    """Forget the in-memory file of ``register_transcoded`` (DuckDB keeps one such filesystem per
+    database, and another connection to it could not register its own)."""
+    with contextlib.suppress(Exception):
+        con.unregister_filesystem("DUCKDB_INTERNAL_OBJECTSTORE")
 
 
 def read_xlsx(path: Path, sheet: str | int | None, *, header_only: bool = False):

@@ -20,7 +20,7 @@ from .catalogue import message
 from .contract import measurement_fields, record_fields
 from .pseudonym import mask_ids
 
-__all__ = ["Reject", "collect", "count_by_type", "store", "write_file", "mask_ids"]
+__all__ = ["Pending", "Reject", "collect", "count_by_type", "mask_ids", "pending", "store", "write_file"]
 
 
 
@@ -88,21 +88,30 @@ def _line_of(ordinal: int, malformed_lines: list[int]) -> int:
     return row
 
 
-def collect(con: duckdb.DuckDBPyConnection, malformed: list[tuple[int, str]], profile: Profile,
+#: A failed check as staged: (ordinal of the parsed row, column, error type, masked value).
+Pending = tuple[int, str, str, str | None]
+
+
+def pending(con: duckdb.DuckDBPyConnection) -> list[Pending]:
+    """Every failed check of the rejected rows of ``_isu_stage``, values masked at once (the stage
+    holds raw values; what leaves it is masked)."""
+    rows = con.execute("SELECT _row, err.column, err.type, err.value FROM "
+                       "(SELECT _row, unnest(_rejects) AS err FROM _isu_stage WHERE NOT _ok)").fetchall()
+    return [(int(o), c, t, mask_ids(v)) for o, c, t, v in rows]
+
+
+def collect(found: list[Pending], malformed: list[tuple[int, str]], profile: Profile,
             municipality: str | None = None) -> list[Reject]:
-    """Every failed check of every rejected row, plus the malformed lines, sorted by row."""
+    """The failed checks explained, plus the malformed lines, sorted by row. Row numbers need every
+    malformed line of the file, so this runs after the whole scan."""
     lines = sorted(line for line, _ in malformed)
     out = [Reject(line, "", None, "malformed_row", message("malformed_row", row=line, column=None, value=None, detail=kind.lower()))
            for line, kind in malformed]
-    rows = con.execute("""SELECT _row, err.column, err.type, err.value
-                          FROM (SELECT _row, unnest(_rejects) AS err FROM _isu_stage WHERE NOT _ok) ORDER BY _row""").fetchall()
-    for ordinal, column, type_, raw in rows:
+    for ordinal, column, type_, value in sorted(found, key=lambda f: f[0]):
         row = _line_of(ordinal, lines) if lines else ordinal + 1
-        value = mask_ids(raw)
         detail = _detail(profile, type_, column, value, municipality)
         out.append(Reject(row, column, value, type_, message(type_, row=row, column=column, value=value, detail=detail)))
     return sorted(out, key=lambda r: (r.row, r.column))
-
 
 
 def count_by_type(rejects: list[Reject]) -> dict[str, int]:

@@ -1,88 +1,308 @@
-"""Staging inside the import transaction: the typed, checked rows of one export, without raw ids.
+"""Staging inside the import transaction: the typed, checked rows of one export, a chunk at a time.
 
-``build_stage`` runs the one scan of the file (text layer → typed layer, see ``isu.validate``)
-into a temporary table ``_isu_stage``. ``stage_tables`` adds the checks that need more than one row
-(duplicate keys; long exports' rows of one record that disagree) and splits accepted rows into
-``_acc_records`` and ``_acc_meas``.
+``open_scan`` starts the one scan of the file (text layer → typed layer, see ``isu.validate``) on
+a second connection and streams its rows out as Arrow; raw person ids stay inside that query (its
+output holds the pseudonym). ``chunks`` cuts the stream into chunks of ``CHUNK_ROWS`` rows, so the
+memory an import needs is bounded by the chunk, not the file. ``stage_chunk`` turns one chunk into
+the temporary table ``_isu_stage`` with the checks that need more than one row: duplicate keys
+within the chunk and, for wide exports, against the keys of earlier chunks (``_isu_keys``); in
+long exports the rows of one record must agree and a measurement may not repeat, so a long export
+is staged as one chunk (its records' rows may lie anywhere in the file).
+
+Memory only: spilling is off for the whole import (``isu.importer.no_spill``), because the scan
+sees raw ids and the stage's reject lists hold raw values (masked later, in ``isu.rejects``).
 """
 
 from __future__ import annotations
 
-import duckdb
+from collections.abc import Iterator
 
-from isu.store import fetch_one
+import duckdb
+import pyarrow as pa
 
 from isu.schemas import Profile
 
 from .read import Source
-from .validate import q, text_layer, typed_layer
+from .validate import lit, q, text_layer, typed_layer
 
-__all__ = ["build_stage", "stage_tables", "Malformed"]
+__all__ = ["CHUNK_ROWS", "ChunkWriter", "RECORD_FIELDS", "Malformed", "chunks", "drop_stage", "malformed_lines", "measurement_count_sql",
+           "measurements_sql", "open_scan", "stage_chunk"]
 
 Malformed = tuple[int, str]  # (line, DuckDB's error kind)
+#: Rows per chunk of a wide export (about 0.6 GB of memory per million rows while a chunk is staged).
+CHUNK_ROWS = 500_000
+_BATCH = 100_000
 RECORD_FIELDS = (
     "municipality", "record_key", "client", "sex", "birth_year", "need_area", "intervention_code", "category",
     "legal_basis", "provider", "started_on", "ended_on", "end_reason", "goal_attainment",
 )
+_KEYED = "municipality IS NOT NULL AND record_key IS NOT NULL"
 
 
-def build_stage(con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, scan: str, *, municipality: str | None,
-                params: dict) -> list[Malformed]:
-    """Create ``_isu_stage`` from one scan; return the malformed lines DuckDB set aside.
-
-    The caller switches spilling to disk off (``isu.importer.no_spill``): the scan's inner steps
-    hold raw person ids, which must never reach a temporary file.
-    """
+def open_scan(cur: duckdb.DuckDBPyConnection, profile: Profile, src: Source, scan: str, *, municipality: str | None,
+              params: dict) -> pa.RecordBatchReader:
+    """Start the scan on ``cur`` (a cursor of the workspace: the caller's connection stays free to
+    write). The reader owns ``cur`` until it is read to its end."""
     text = text_layer(profile, set(src.header), municipality=municipality)
-    typed = typed_layer(profile, text)
-    con.execute("DROP TABLE IF EXISTS _isu_stage")
-    text.create_alias_tables(con)
-    con.execute(f"CREATE TEMP TABLE _isu_stage AS {typed.sql(text.sql(scan))}", params or None)
+    text.create_alias_tables(cur)
+    return cur.sql(typed_layer(profile, text).sql(text.sql(scan)), params=params or None).to_arrow_reader(_BATCH)
+
+
+def chunks(reader: pa.RecordBatchReader, rows: int | None) -> Iterator[tuple[pa.Table, bool]]:
+    """(chunk, is it the last) of at least ``rows`` rows each (None: one chunk); a batch is read
+    ahead so that the last chunk is known as such (no later chunk can then repeat its keys)."""
+    batches, n = [], 0
+    for batch in reader:
+        if rows is not None and n >= rows:
+            yield pa.Table.from_batches(batches), False
+            batches, n = [], 0
+        batches.append(batch)
+        n += batch.num_rows
+    yield pa.Table.from_batches(batches, schema=reader.schema), True
+
+
+def malformed_lines(cur: duckdb.DuckDBPyConnection, src: Source) -> list[Malformed]:
+    """The lines DuckDB's CSV reader set aside (after the scan has been read to its end)."""
     if src.kind != "csv":
         return []  # XLSX has no malformed lines
     try:
-        rows = con.execute("SELECT line, CAST(min(error_type) AS VARCHAR) FROM reject_errors GROUP BY line ORDER BY line").fetchall()
+        rows = cur.execute("SELECT line, CAST(min(error_type) AS VARCHAR) FROM reject_errors GROUP BY line ORDER BY line").fetchall()
     except duckdb.CatalogException:
         return []
-    con.execute("DROP TABLE IF EXISTS reject_errors")
-    con.execute("DROP TABLE IF EXISTS reject_scans")
+    cur.execute("DROP TABLE IF EXISTS reject_errors")
+    cur.execute("DROP TABLE IF EXISTS reject_scans")
     return [(int(line), kind) for line, kind in rows]
 
 
-def _flag(con: duckdb.DuckDBPyConnection, rows_sql: str, column: str, type_: str, value: str) -> None:
-    """A check over several rows: appended to the ``_rejects`` of the rows it names."""
-    col = column.replace("'", "''")
-    con.execute(f"""UPDATE _isu_stage SET _ok = false, _rejects = list_append(coalesce(_rejects, []),
-                    {{'column': '{col}', 'type': '{type_}', 'value': CAST({value} AS VARCHAR)}}) WHERE _row IN ({rows_sql})""")
-
-
-def stage_tables(con: duckdb.DuckDBPyConnection, profile: Profile) -> dict[str, int]:
+def _flags(profile: Profile, cross: bool) -> list[tuple[str, str, str, str]]:
+    """Checks over several rows: (SQL of the flagged ``_row``s of ``_isu_chunk``, column, type, value)."""
     key_col = profile.columns.get("record_key", "record_key")
-    keyed = "municipality IS NOT NULL AND record_key IS NOT NULL"
     if profile.shape == "wide":
-        _flag(con, f"SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key) AS c FROM _isu_stage WHERE {keyed}) WHERE c > 1",
-              key_col, "duplicate_key", "record_key")
-    else:
-        fields = ", ".join(f for f in RECORD_FIELDS if f != "record_key")
-        _flag(con, f"""SELECT _row FROM (SELECT _row, count(DISTINCT ({fields})) OVER (PARTITION BY municipality, record_key) AS c
-                       FROM _isu_stage WHERE {keyed}) WHERE c > 1""", key_col, "conflicting_record", "record_key")
-        _flag(con, f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c
-                       FROM _isu_stage WHERE {keyed} AND timepoint IS NOT NULL AND instrument IS NOT NULL) WHERE c > 1""",
-              profile.long.get("timepoint", "timepoint"), "duplicate_measurement", "NULL")
-    cols = ", ".join(RECORD_FIELDS)
-    ok = "_ok"
-    if profile.shape == "wide":
-        con.execute(f"CREATE TEMP TABLE _acc_records AS SELECT {cols} FROM _isu_stage WHERE {ok}")
-        parts = []
-        for g, group in enumerate(profile.groups):
-            for tp in group.timepoints:
-                p = f"m{g}_{tp}_"
-                parts.append(f"SELECT municipality, record_key, '{tp}' AS timepoint, {q(p + 'instrument')} AS instrument, "
-                             f"{q(p + 'measured_on')} AS measured_on, {q(p + 'value')} AS value FROM _isu_stage WHERE {ok} AND {q(p + 'present')}")
-        meas = " UNION ALL ".join(parts) or "SELECT NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::DATE, NULL::DOUBLE WHERE false"
-        con.execute(f"CREATE TEMP TABLE _acc_meas AS {meas}")
-    else:
-        con.execute(f"CREATE TEMP TABLE _acc_records AS SELECT DISTINCT ON (municipality, record_key) {cols} FROM _isu_stage WHERE {ok} ORDER BY municipality, record_key, _row")
-        con.execute(f"CREATE TEMP TABLE _acc_meas AS SELECT municipality, record_key, timepoint, instrument, measured_on, value FROM _isu_stage WHERE {ok}")
-    parsed, rejected = fetch_one(con, f"SELECT count(*), count(*) FILTER (NOT {ok}) FROM _isu_stage")
-    return {"parsed": parsed, "rejected": rejected}
+        dup = f"""SELECT c._row FROM _isu_chunk c SEMI JOIN (SELECT municipality, record_key FROM _isu_chunk WHERE {_KEYED}
+                  GROUP BY ALL HAVING count(*) > 1) d USING (municipality, record_key)"""
+        if cross:  # an inner join, so that the chunk (not all earlier keys) is the hashed side
+            dup += " UNION SELECT c._row FROM _isu_keys k JOIN _isu_chunk c USING (municipality, record_key)"
+        return [(dup, key_col, "duplicate_key", "record_key"), *_same_slot(profile)]
+    fields = ", ".join(f for f in RECORD_FIELDS if f != "record_key")
+    conflicting = f"""SELECT _row FROM (SELECT _row, count(DISTINCT ({fields})) OVER (PARTITION BY municipality, record_key) AS c
+                      FROM _isu_chunk WHERE {_KEYED}) WHERE c > 1"""
+    repeated = f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c
+                   FROM _isu_chunk WHERE {_KEYED} AND timepoint IS NOT NULL AND instrument IS NOT NULL) WHERE c > 1"""
+    return [(conflicting, key_col, "conflicting_record", "record_key"),
+            (repeated, profile.long.get("timepoint", "timepoint"), "duplicate_measurement", "NULL")]
+
+
+def _same_slot(profile: Profile) -> list[tuple[str, str, str, str]]:
+    """Two measurement groups of one wide row giving the same instrument at the same time point
+    (a measurement stored twice)."""
+    out = []
+    for tp in dict.fromkeys(t for g in profile.groups for t in g.timepoints):
+        slots = [g for g, group in enumerate(profile.groups) if tp in group.timepoints]
+        pairs = [f"(m{a}_{tp}_present AND m{b}_{tp}_present AND m{a}_{tp}_instrument = m{b}_{tp}_instrument)"
+                 for i, a in enumerate(slots) for b in slots[i + 1:]]
+        if pairs:
+            column = profile.groups[slots[-1]].timepoints[tp].get("value", tp)
+            out.append((f"SELECT _row FROM _isu_chunk WHERE {' OR '.join(pairs)}", column, "duplicate_measurement", "NULL"))
+    return out
+
+
+def stage_chunk(con: duckdb.DuckDBPyConnection, profile: Profile, chunk: pa.Table, *, cross: bool) -> None:
+    """``_isu_stage``: the chunk with the multi-row checks folded into ``_ok`` and ``_rejects``,
+    and (wide) the record's content hash. ``cross``: check keys against ``_isu_keys`` too.
+
+    A view over the chunk's Arrow table and the few flagged rows (``_isu_flags``): copying the
+    chunk into a table would cost more than all the reads of the view together.
+    """
+    con.complete()  # DuckDB 2: register() waits for no open result
+    con.register("_isu_chunk", chunk)
+    parts = " UNION ALL ".join(
+        f"SELECT _row, {{'column': {lit(col)}, 'type': '{type_}', 'value': CAST({value} AS VARCHAR)}} AS e "
+        f"FROM _isu_chunk WHERE _row IN ({rows})" for rows, col, type_, value in _flags(profile, cross))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _isu_flags AS SELECT _row, list(e) AS errs FROM ({parts}) GROUP BY _row")
+    row_hash = f", {_row_hash(profile)} AS row_hash" if profile.shape == "wide" else ""
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW _isu_stage AS
+        SELECT c.* REPLACE (c._ok AND f._row IS NULL AS _ok,
+                            CASE WHEN f._row IS NULL THEN c._rejects ELSE list_concat(coalesce(c._rejects, []), f.errs) END AS _rejects)
+               {row_hash}
+        FROM _isu_chunk c LEFT JOIN _isu_flags f USING (_row)""")
+
+
+def _present(profile: Profile) -> list[tuple[str, str]]:
+    """(column prefix, time point) of each wide measurement slot."""
+    return [(f"m{g}_{tp}_", tp) for g, group in enumerate(profile.groups) for tp in group.timepoints]
+
+
+def _row_hash(profile: Profile) -> str:
+    """64-bit content hash of a wide row: its record fields xor its measurements' hashes (order-free,
+    the same value as the long shape's hash over the record's rows)."""
+    parts = [f"hash({', '.join(q(c) for c in RECORD_FIELDS)})"]
+    for p, tp in _present(profile):
+        cols = ", ".join(q(p + c) for c in ("instrument", "measured_on", "value"))
+        parts.append(f"CASE WHEN {q(p + 'present')} THEN hash('{tp}', {cols}) ELSE 0::UBIGINT END")
+    acc = parts[0]
+    for x in parts[1:]:
+        acc = f"xor({acc}, {x})"
+    return acc
+
+
+def measurements_sql(profile: Profile, rows: str) -> str:
+    """The accepted measurements of the staged rows that ``rows`` (a condition on ``_isu_stage``) selects."""
+    if profile.shape == "long":
+        return f"SELECT municipality, record_key, timepoint, instrument, measured_on, value FROM _isu_stage WHERE _ok AND {rows}"
+    parts = [f"SELECT municipality, record_key, '{tp}' AS timepoint, {q(p + 'instrument')} AS instrument, "
+             f"{q(p + 'measured_on')} AS measured_on, {q(p + 'value')} AS value FROM _isu_stage WHERE _ok AND {q(p + 'present')} AND {rows}"
+             for p, tp in _present(profile)]
+    return " UNION ALL ".join(parts) or "SELECT NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::DATE, NULL::DOUBLE WHERE false"
+
+
+def measurement_count_sql(profile: Profile) -> str:
+    """Measurements one accepted staged row carries."""
+    if profile.shape == "long":
+        return "1"
+    return " + ".join(f"CAST({q(p + 'present')} AS INTEGER)" for p, _ in _present(profile)) or "0"
+
+
+def drop_stage(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP VIEW IF EXISTS _isu_stage")
+    con.execute("DROP TABLE IF EXISTS _isu_flags")
+    con.unregister("_isu_chunk")
+
+
+#: Status of a staged key in ``_isu_keys``: d(uplicate, already flagged), r(ejected), i(nserted), u(pdated), n (unchanged or dry run).
+_STATUS = ("CASE WHEN NOT s._ok AND list_contains(list_transform(s._rejects, lambda x: x.type), 'duplicate_key') THEN 'd' "
+           "WHEN NOT s._ok THEN 'r' WHEN o._row IS NULL THEN {new} WHEN o.same THEN 'n' ELSE {changed} END")
+_UNDO = {"records": "_isu_undo_records", "measurements": "_isu_undo_measurements"}
+
+
+class ChunkWriter:
+    """Upsert of each staged chunk by (municipality, record_key), inside the import's transaction.
+
+    A record is written when new or changed (content hash), replacing the stored one and its
+    measurements; unchanged records are left alone. Wide exports come in chunks, so a key may
+    repeat in a later chunk after its first row was written: both rows are then rejected and the
+    first row's write is undone. For that, the keys of every chunk but the last are kept in
+    ``_isu_keys`` (memory, about 50 bytes a row) with what became of their row, and the stored
+    versions a non-last chunk replaces are kept in ``_isu_undo_*`` (workspace tables inside the
+    transaction: pseudonymised data, so they may reach the file; dropped before the commit).
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, profile: Profile, res) -> None:
+        self.con, self.profile, self.res = con, profile, res
+        self.write = not res.dry_run
+        self.keys = False  # _isu_keys exists
+        self.undo = False  # _isu_undo_* exist
+        self.municipalities: dict[str, int] = {}
+
+    def chunk(self, *, last: bool) -> list[tuple[int, str, str, str | None]]:
+        """Count, write and remember the staged chunk; undo earlier rows whose key it repeats.
+        Returns the rejects of those earlier rows (as ``isu.rejects.Pending``)."""
+        con, res = self.con, self.res
+        late = self._late_duplicates() if self.keys else []
+        parsed, rejected = con.execute("SELECT count(*), count(*) FILTER (NOT _ok) FROM _isu_stage").fetchall()[0]
+        res.rows_read += parsed
+        res.rows_rejected += rejected
+        for code, n, m in con.execute(f"SELECT municipality, count(DISTINCT record_key), sum({measurement_count_sql(self.profile)}) "
+                                      "FROM _isu_stage WHERE _ok GROUP BY 1").fetchall():
+            self.municipalities[code] = self.municipalities.get(code, 0) + n
+            res.measurements += int(m)
+        acc = self._accepted()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _isu_old AS SELECT a._row, a.municipality, a.record_key, CAST(a.row_hash AS VARCHAR) = CAST(o.row_hash AS VARCHAR) AS same "
+                    f"FROM {acc} a JOIN records o USING (municipality, record_key)" if self.write else
+                    "CREATE OR REPLACE TEMP TABLE _isu_old (_row BIGINT, municipality VARCHAR, record_key VARCHAR, same BOOLEAN)")
+        accepted = con.execute(f"SELECT count(*) FROM {acc} a").fetchall()[0][0]
+        old, changed = con.execute("SELECT count(*), count(*) FILTER (NOT same) FROM _isu_old").fetchall()[0]
+        if self.write:
+            res.records_inserted += accepted - old
+            res.records_updated += changed
+            res.records_unchanged += old - changed
+        if not last:
+            self._remember()
+        if self.write:
+            if changed:
+                self._replace(save=not last)
+            def fresh(t: str) -> str:  # not an unchanged record
+                return "true" if old == changed else ("NOT EXISTS (SELECT 1 FROM _isu_old o WHERE o.same AND "
+                                                      f"o.municipality = {t}.municipality AND o.record_key = {t}.record_key)")
+            cols = ", ".join(RECORD_FIELDS)
+            con.execute(f"INSERT INTO records ({cols}, import_id, row_hash) SELECT {cols}, ?, row_hash FROM {acc} a "
+                        f"WHERE {fresh('a')}", [res.import_id])
+            con.execute(f"INSERT INTO measurements {measurements_sql(self.profile, fresh('_isu_stage'))}")
+        con.execute("DROP TABLE IF EXISTS _isu_old")
+        con.execute("DROP TABLE IF EXISTS _isu_acc")
+        return late
+
+    def _accepted(self) -> str:
+        """The chunk's accepted records with their content hash: the stage itself (wide), or one
+        record per key with its measurements' hashes folded in (long)."""
+        if self.profile.shape == "wide":
+            return "(SELECT * FROM _isu_stage WHERE _ok)"
+        cols = ", ".join(RECORD_FIELDS)
+        self.con.execute(f"""CREATE OR REPLACE TEMP TABLE _isu_acc AS
+            SELECT r.*, xor(hash({", ".join("r." + c for c in RECORD_FIELDS)}), m.h) AS row_hash
+            FROM (SELECT DISTINCT ON (municipality, record_key) _row, {cols} FROM _isu_stage WHERE _ok ORDER BY municipality, record_key, _row) r
+            JOIN (SELECT municipality, record_key, bit_xor(hash(timepoint, instrument, measured_on, value)) AS h
+                  FROM _isu_stage WHERE _ok GROUP BY ALL) m USING (municipality, record_key)""")
+        return "_isu_acc"
+
+    def _replace(self, *, save: bool) -> None:
+        """Remove the stored versions of changed records (kept for undo when a later chunk may follow)."""
+        changed = "(SELECT municipality, record_key FROM _isu_old WHERE NOT same)"
+        for table in ("records", "measurements"):
+            if save:
+                if not self.undo:
+                    self.con.execute(f"CREATE TABLE {_UNDO[table]} AS SELECT * FROM {table} LIMIT 0")
+                self.con.execute(f"INSERT INTO {_UNDO[table]} SELECT * FROM {table} SEMI JOIN {changed} c USING (municipality, record_key)")
+            self.con.execute(f"DELETE FROM {table} t USING {changed} c WHERE t.municipality = c.municipality AND t.record_key = c.record_key")
+        self.undo = self.undo or save
+
+    def _remember(self) -> None:
+        """Keep this chunk's keys for the chunks after it."""
+        new, changed = ("'i'", "'u'") if self.write else ("'n'", "'n'")
+        if not self.keys:
+            self.con.execute("CREATE TEMP TABLE _isu_keys (municipality VARCHAR, record_key VARCHAR, _row BIGINT, status VARCHAR, n_meas INTEGER)")
+            self.keys = True
+        self.con.execute(f"""INSERT INTO _isu_keys SELECT s.municipality, s.record_key, s._row, {_STATUS.format(new=new, changed=changed)},
+                             {measurement_count_sql(self.profile)} FROM _isu_stage s LEFT JOIN _isu_old o USING (_row)
+                             WHERE s.municipality IS NOT NULL AND s.record_key IS NOT NULL""")
+
+    def _late_duplicates(self) -> list[tuple[int, str, str, str | None]]:
+        """Rows of earlier chunks whose key this chunk repeats: rejected now, their writes undone."""
+        from .pseudonym import mask_ids
+
+        con, res = self.con, self.res
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _isu_late AS SELECT k.* FROM _isu_keys k
+                        SEMI JOIN (SELECT municipality, record_key FROM _isu_stage WHERE {_KEYED}) s USING (municipality, record_key)
+                        WHERE k.status <> 'd'""")
+        late = con.execute("SELECT _row, municipality, record_key, status, n_meas FROM _isu_late").fetchall()
+        if not late:
+            return []
+        con.execute("UPDATE _isu_keys SET status = 'd' WHERE _row IN (SELECT _row FROM _isu_late)")
+        for table in ("records", "measurements"):
+            con.execute(f"DELETE FROM {table} t USING _isu_late l WHERE l.status IN ('i', 'u') "
+                        "AND t.municipality = l.municipality AND t.record_key = l.record_key")
+            if self.undo:
+                con.execute(f"INSERT INTO {table} SELECT * FROM {_UNDO[table]} SEMI JOIN "
+                            "(SELECT municipality, record_key FROM _isu_late WHERE status = 'u') l USING (municipality, record_key)")
+        column = self.profile.columns.get("record_key", "record_key")
+        out = []
+        for row, code, key, status, n_meas in late:
+            out.append((row, column, "duplicate_key", mask_ids(key)))
+            if status == "r":
+                continue
+            res.rows_rejected += 1
+            self.municipalities[code] -= 1
+            res.measurements -= n_meas
+            if status == "i":
+                res.records_inserted -= 1
+            elif status == "u":
+                res.records_updated -= 1
+            elif self.write:
+                res.records_unchanged -= 1
+        con.execute("DROP TABLE _isu_late")
+        return out
+
+    def finish(self) -> None:
+        """Drop the import's helper tables; the municipalities that kept accepted rows."""
+        for table in ("_isu_keys", *(_UNDO.values() if self.undo else ())):
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+        self.res.municipalities = sorted(c for c, n in self.municipalities.items() if n > 0)

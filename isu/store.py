@@ -68,8 +68,9 @@ CREATE TABLE IF NOT EXISTS records (
     end_reason VARCHAR,
     goal_attainment VARCHAR,
     import_id INTEGER NOT NULL,
-    row_hash VARCHAR,                  -- md5 of the record and its measurements: tells updates from no-ops
-    PRIMARY KEY (municipality, record_key)
+    row_hash UBIGINT                   -- 64-bit hash of the record and its measurements: tells updates from no-ops
+    -- unique (municipality, record_key): kept by the writers (isu.stage, isu.pool_import), not by an
+    -- index, which doubled the cost of every import and commit
 );
 CREATE TABLE IF NOT EXISTS measurements (
     municipality VARCHAR NOT NULL,
@@ -77,8 +78,8 @@ CREATE TABLE IF NOT EXISTS measurements (
     timepoint VARCHAR NOT NULL,
     instrument VARCHAR NOT NULL,
     measured_on DATE,
-    value DOUBLE NOT NULL,
-    PRIMARY KEY (municipality, record_key, timepoint, instrument)
+    value DOUBLE NOT NULL
+    -- unique (municipality, record_key, timepoint, instrument): kept by the writers, as for records
 );
 CREATE TABLE IF NOT EXISTS rejects (
     import_id INTEGER NOT NULL,

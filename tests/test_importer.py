@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 import isu.importer
+import isu.stage
 from isu.errors import InputError, KeyFileError, ProfileMismatch
 from isu.importer import import_file
 from isu.keys import new_key
@@ -242,13 +243,13 @@ def test_same_person_same_pseudonym_across_forms_and_files(ws):
 def test_failed_import_rolls_back_everything(ws, monkeypatch):
     ws.import_(write_csv(ws.dir / "a.csv", [wide_row(1)]))
     before = state(ws)
-    real = isu.importer._write_records
+    real = isu.stage.ChunkWriter.chunk
 
-    def write_then_fail(con, res):
-        real(con, res)
+    def write_then_fail(self, **kw):
+        real(self, **kw)
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(isu.importer, "_write_records", write_then_fail)
+    monkeypatch.setattr(isu.stage.ChunkWriter, "chunk", write_then_fail)
     con = ws.connect()
     try:
         with pytest.raises(OSError, match="simulated"):

@@ -1,0 +1,138 @@
+"""Chunked staging: an export imported in many small chunks leaves exactly what one chunk leaves.
+
+A key that repeats in a later chunk rejects both rows, and the first row's write (new, updated or
+unchanged record) is undone; counts, rejects and the store agree with the one-chunk import. The
+store keeps (municipality, record_key) and measurement keys unique without an index: checked
+after every import here.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+import isu.stage
+from isu.importer import import_file
+from isu.keys import PoolKey
+
+from conftest import long_header, long_rows, make_workspace, store_state, wide_row, write_csv
+
+KEY = PoolKey(bytes(range(32)))
+FIELDS = ("rows_read", "rows_accepted", "rows_rejected", "records_inserted", "records_updated", "records_unchanged",
+          "measurements", "errors_by_type", "municipalities")
+
+
+def assert_unique(con: duckdb.DuckDBPyConnection) -> None:
+    """No record key and no measurement key is stored twice."""
+    for table, keys in (("records", "municipality, record_key"),
+                        ("measurements", "municipality, record_key, timepoint, instrument")):
+        n, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({keys})) FROM {table}").fetchall()[0]
+        assert n == distinct, f"{table}: {n - distinct} duplicate keys"
+
+
+def _rows() -> tuple[list[dict], list[dict]]:
+    """(already stored, new export): the export updates, repeats and leaves alone stored records."""
+    stored = [wide_row(i) for i in range(1, 9)]
+    export = [
+        wide_row(1, need_area="Skola"),             # updated ...
+        wide_row(20),                               # new ...
+        wide_row(2),                                # unchanged ...
+        wide_row(30, need_area="BAD"),              # rejected ...
+        wide_row(3, need_area="Skola"),             # updated, not repeated
+        wide_row(21),                               # new, not repeated
+        wide_row(4),                                # unchanged, not repeated
+        wide_row(1, need_area="Alkohol"),           # ... repeated: both rejected, record 1 as stored before
+        wide_row(20),                               # ... repeated: both rejected, record 20 not stored
+        wide_row(2, need_area="Skola"),             # ... repeated: both rejected, record 2 as stored before
+        wide_row(30),                               # ... repeated: rejected twice over
+        wide_row(22), wide_row(22),                 # repeated within a chunk (or across, by chunk size)
+        wide_row(1),                                # a third time
+        wide_row(5, T0_value="9"),                  # rejected for its value
+        wide_row(23, record_key="K23"),
+    ]
+    return stored, export
+
+
+def _import(tmp_path, name: str, chunk_rows: int, monkeypatch) -> tuple[dict, dict, list[str]]:
+    ws = make_workspace(tmp_path / name)
+    ws.key = KEY  # the same pseudonyms in both workspaces
+    stored, export = _rows()
+    ws.import_(write_csv(ws.dir / "stored.csv", stored))
+    monkeypatch.setattr(isu.stage, "CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(isu.stage, "_BATCH", chunk_rows)
+    res = ws.import_(write_csv(ws.dir / "export.csv", export))
+    con = ws.connect()
+    try:
+        assert_unique(con)
+        state = store_state(con)
+        rejects = sorted(con.execute("SELECT row_number, column_name, value_masked, error_type FROM rejects "
+                                     "WHERE import_id = ?", [res.import_id]).fetchall())
+    finally:
+        con.close()
+    state.pop("imports")  # import times differ; the counts are compared below
+    return {f: getattr(res, f) for f in FIELDS}, state, rejects
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 5])
+def test_chunks_leave_what_one_chunk_leaves(tmp_path, monkeypatch, chunk_rows):
+    whole = _import(tmp_path, "whole", 1_000_000, monkeypatch)
+    chunked = _import(tmp_path, f"chunks{chunk_rows}", chunk_rows, monkeypatch)
+    assert chunked == whole
+    counts = whole[0]
+    assert counts["rows_read"] == counts["rows_accepted"] + counts["rows_rejected"] == 16
+    assert (counts["records_inserted"], counts["records_updated"], counts["records_unchanged"]) == (2, 1, 1)
+
+
+def test_dry_run_in_chunks_counts_as_the_import(tmp_path, monkeypatch):
+    ws = make_workspace(tmp_path)
+    _, export = _rows()
+    path = write_csv(ws.dir / "export.csv", export)
+    monkeypatch.setattr(isu.stage, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(isu.stage, "_BATCH", 2)
+    before = store_state(ws.connect())
+    dry = ws.import_(path, dry_run=True)
+    assert store_state(ws.connect()) == before
+    real = ws.import_(path)
+    assert (dry.rows_accepted, dry.rows_rejected, dry.errors_by_type) == (real.rows_accepted, real.rows_rejected, real.errors_by_type)
+
+
+def test_reimports_keep_keys_unique(ws):
+    rows = [wide_row(i) for i in range(1, 6)]
+    ws.import_(write_csv(ws.dir / "a.csv", rows))
+    ws.import_(write_csv(ws.dir / "b.csv", [wide_row(i, need_area="Skola", T2_value="2", T2_date="2024-09-01") for i in range(3, 8)]))
+    ws.import_(write_csv(ws.dir / "c.csv", [wide_row(i, T1_value="") for i in range(1, 4)]))
+    ws.import_(write_csv(ws.dir / "d.csv", long_rows(1) + long_rows(1, measurements=(("Uppföljning", "1"),)) + long_rows(2),
+                         long_header()))
+    con = ws.connect()
+    try:
+        assert_unique(con)
+        assert con.execute("SELECT count(*) FROM records").fetchall()[0][0] == 7 + 2
+    finally:
+        con.close()
+
+
+def test_a_chunked_import_that_fails_changes_nothing(tmp_path, monkeypatch):
+    ws = make_workspace(tmp_path)
+    stored, export = _rows()
+    ws.import_(write_csv(ws.dir / "stored.csv", stored))
+    before = store_state(ws.connect())
+    monkeypatch.setattr(isu.stage, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(isu.stage, "_BATCH", 2)
+    calls = []
+    real = isu.stage.ChunkWriter.chunk
+
+    def fail_late(self, **kw):
+        calls.append(1)
+        if len(calls) == 5:
+            raise OSError("disk full (simulated)")
+        return real(self, **kw)
+
+    monkeypatch.setattr(isu.stage.ChunkWriter, "chunk", fail_late)
+    con = ws.connect()
+    try:
+        with pytest.raises(OSError, match="simulated"):
+            import_file(con, write_csv(ws.dir / "export.csv", export), key=ws.key)
+        assert store_state(con) == before
+        assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name LIKE '_isu%'").fetchall()
+    finally:
+        con.close()
