@@ -7,7 +7,9 @@ is staged and stored holds the pseudonym, and rejects show ids masked.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import os
 from contextlib import contextmanager
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,10 +28,13 @@ from .errors import InputError, IsuError, KeyFileError, ProfileMismatch
 from .keys import PoolKey
 from .pseudonym import hmac_params, mask_ids
 from .read import Source, csv_scan_sql, inspect_file, read_xlsx, register_transcoded, release_transcoded
-from .stage import ChunkWriter, chunks, drop_stage, malformed_lines, open_scan, stage_chunk
+from .stage import ChunkWriter, Stage, Typing, chunks, malformed_lines, open_scan
 from .store import fetch_one, transaction
 
 __all__ = ["ImportResult", "import_file", "choose_profile"]
+
+#: DuckDB's memory limit during an import unless ISU_MEMORY_LIMIT says otherwise.
+IMPORT_MEMORY = "512MB"
 
 
 
@@ -140,21 +145,25 @@ def import_file(
     params = hmac_params(key) if has_pid else {}
     cur = con.cursor()  # runs the scan while ``con`` writes the chunks it yields
     try:
-        with no_spill(con), transaction(con):
-            if not dry_run:
-                res.import_id = fetch_one(con, "SELECT nextval('import_seq')")[0]
-            rejected = _run(con, cur, src, prof, res, municipality, params)
-            if not dry_run:
-                rejects_mod.store(con, res.import_id, rejected)
-                con.execute(
-                    "INSERT INTO imports VALUES (?, 'file', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [res.import_id, src.path.name, src.sha256, prof.name, ",".join(res.municipalities), res.rows_read,
-                     res.rows_accepted, res.rows_rejected, res.records_inserted, res.records_updated, res.records_unchanged,
-                     started, datetime.now(), __version__, key.fingerprint if has_pid else None],
-                )
-            if dry_run:
-                con.execute("ROLLBACK")
-                con.execute("BEGIN TRANSACTION")
+        with bounded_memory(con):
+            with no_spill(con), transaction(con):
+                if not dry_run:
+                    res.import_id = fetch_one(con, "SELECT nextval('import_seq')")[0]
+                rejected = _run(con, cur, src, prof, res, municipality, params)
+                if not dry_run:
+                    rejects_mod.store(con, res.import_id, rejected)
+                    con.execute(
+                        "INSERT INTO imports VALUES (?, 'file', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [res.import_id, src.path.name, src.sha256, prof.name, ",".join(res.municipalities), res.rows_read,
+                         res.rows_accepted, res.rows_rejected, res.records_inserted, res.records_updated, res.records_unchanged,
+                         started, datetime.now(), __version__, key.fingerprint if has_pid else None],
+                    )
+                if dry_run:
+                    con.execute("ROLLBACK")
+                    con.execute("BEGIN TRANSACTION")
+            if not dry_run:  # under the memory limit: DuckDB would checkpoint when the workspace closes anyway
+                with contextlib.suppress(duckdb.TransactionException):  # another connection's open transaction
+                    con.execute("CHECKPOINT")
     finally:
         release_transcoded(cur)
         cur.close()
@@ -176,13 +185,16 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
     writer = ChunkWriter(con, prof, res)
     found: list[rejects_mod.Pending] = []
     try:
-        reader = open_scan(cur, prof, src, scan, municipality=municipality, params=params)
-        for i, (chunk, last) in enumerate(chunks(reader, stage_mod.CHUNK_ROWS if prof.shape == "wide" else None)):
-            stage_chunk(con, prof, chunk, cross=i > 0)
+        typing = Typing(con, prof, src, municipality=municipality, params=params)
+        reader = open_scan(cur, scan)
+        for i, (raw, last) in enumerate(chunks(reader, stage_mod.CHUNK_ROWS if prof.shape == "wide" else None)):
+            chunk = typing(raw)
+            del raw  # the chunk's raw text (person ids): gone before the chunk is written
+            stage = Stage(con, prof, chunk, cross=i > 0)
             del chunk
-            found += writer.chunk(last=last)
-            found += rejects_mod.pending(con)
-            drop_stage(con)
+            found += writer.chunk(stage, last=last)
+            found += rejects_mod.pending(stage.run)
+            del stage
         malformed = malformed_lines(cur, src)
     except duckdb.OutOfMemoryException:
         raise IsuError(
@@ -200,14 +212,28 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
     return rejected
 @contextmanager
 def no_spill(con: duckdb.DuckDBPyConnection):
-    """No temporary files while an import runs: its scan sees raw person ids. The import must then
-    fit in DuckDB's memory limit (``ISU_MEMORY_LIMIT``), about 1 GB per million rows."""
-    old = fetch_one(con, "SELECT current_setting('temp_directory')")[0]
+    """No temporary files while an import runs: its scan sees raw person ids."""
+    old_dir = fetch_one(con, "SELECT current_setting('temp_directory')")[0]
     con.execute("SET temp_directory = ''")
     try:
         yield
     finally:
-        con.execute("SET temp_directory = " + "'" + old.replace("'", "''") + "'")
+        con.execute("SET temp_directory = " + "'" + old_dir.replace("'", "''") + "'")
+
+
+@contextmanager
+def bounded_memory(con: duckdb.DuckDBPyConnection):
+    """DuckDB's memory limit during an import and its checkpoint (``ISU_MEMORY_LIMIT``, else
+    ``IMPORT_MEMORY``): DuckDB then pages the rows it writes to the workspace file instead of
+    caching them all, and the import's memory is bounded by the chunk (``isu.stage.CHUNK_ROWS``)."""
+    limit = not os.environ.get("ISU_MEMORY_LIMIT")  # otherwise connect() set it
+    if limit:
+        con.execute(f"SET memory_limit = '{IMPORT_MEMORY}'")
+    try:
+        yield
+    finally:
+        if limit:
+            con.execute("RESET memory_limit")
 
 
 def _check_fingerprint(con: duckdb.DuckDBPyConnection, key: PoolKey, dry_run: bool) -> None:

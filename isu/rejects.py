@@ -92,11 +92,11 @@ def _line_of(ordinal: int, malformed_lines: list[int]) -> int:
 Pending = tuple[int, str, str, str | None]
 
 
-def pending(con: duckdb.DuckDBPyConnection) -> list[Pending]:
-    """Every failed check of the rejected rows of ``_isu_stage``, values masked at once (the stage
-    holds raw values; what leaves it is masked)."""
-    rows = con.execute("SELECT _row, err.column, err.type, err.value FROM "
-                       "(SELECT _row, unnest(_rejects) AS err FROM _isu_stage WHERE NOT _ok)").fetchall()
+def pending(run) -> list[Pending]:
+    """Every failed check of the rejected rows of ``_isu_stage`` (``run``: ``isu.stage.Stage.run``),
+    values masked at once (the stage holds raw values; what leaves it is masked)."""
+    rows = run("SELECT _row, err.column, err.type, err.value FROM "
+               "(SELECT _row, unnest(_rejects) AS err FROM _isu_stage WHERE NOT _ok)")
     return [(int(o), c, t, mask_ids(v)) for o, c, t, v in rows]
 
 

@@ -5,7 +5,7 @@ a second connection and streams its rows out as Arrow; raw person ids stay insid
 output holds the pseudonym). ``chunks`` cuts the stream into chunks of ``CHUNK_ROWS`` rows, so the
 memory an import needs is bounded by the chunk, not the file. ``stage_chunk`` turns one chunk into
 the temporary table ``_isu_stage`` with the checks that need more than one row: duplicate keys
-within the chunk and, for wide exports, against the keys of earlier chunks (``_isu_keys``); in
+within the chunk and, for wide exports, against the keys of earlier chunks (``_KEYS``); in
 long exports the rows of one record must agree and a measurement may not repeat, so a long export
 is staged as one chunk (its records' rows may lie anywhere in the file).
 
@@ -17,21 +17,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import re
+
 import duckdb
 import pyarrow as pa
 
 from isu.schemas import Profile
 
 from .read import Source
-from .validate import lit, q, text_layer, typed_layer
+from .errors import InputError
+from .validate import ROW, lit, q, text_layer, typed_layer
 
-__all__ = ["CHUNK_ROWS", "ChunkWriter", "RECORD_FIELDS", "Malformed", "chunks", "drop_stage", "malformed_lines", "measurement_count_sql",
-           "measurements_sql", "open_scan", "stage_chunk"]
+__all__ = ["CHUNK_ROWS", "ChunkWriter", "RECORD_FIELDS", "Malformed", "Stage", "Typing", "chunks", "malformed_lines",
+           "measurement_count_sql", "measurements_sql", "open_scan"]
 
 Malformed = tuple[int, str]  # (line, DuckDB's error kind)
 #: Rows per chunk of a wide export (about 0.6 GB of memory per million rows while a chunk is staged).
-CHUNK_ROWS = 500_000
-_BATCH = 100_000
+CHUNK_ROWS = 250_000
+_BATCH = 50_000
 RECORD_FIELDS = (
     "municipality", "record_key", "client", "sex", "birth_year", "need_area", "intervention_code", "category",
     "legal_basis", "provider", "started_on", "ended_on", "end_reason", "goal_attainment",
@@ -39,13 +42,29 @@ RECORD_FIELDS = (
 _KEYED = "municipality IS NOT NULL AND record_key IS NOT NULL"
 
 
-def open_scan(cur: duckdb.DuckDBPyConnection, profile: Profile, src: Source, scan: str, *, municipality: str | None,
-              params: dict) -> pa.RecordBatchReader:
-    """Start the scan on ``cur`` (a cursor of the workspace: the caller's connection stays free to
-    write). The reader owns ``cur`` until it is read to its end."""
-    text = text_layer(profile, set(src.header), municipality=municipality)
-    text.create_alias_tables(cur)
-    return cur.sql(typed_layer(profile, text).sql(text.sql(scan)), params=params or None).to_arrow_reader(_BATCH)
+def open_scan(cur: duckdb.DuckDBPyConnection, scan: str) -> pa.RecordBatchReader:
+    """Start reading the export's text, numbered, on ``cur`` (a cursor of the workspace: the
+    caller's connection stays free to type and write chunks). The reader owns ``cur`` until it is
+    read to its end. Only this step is sequential (the numbering); ``typing`` runs in parallel."""
+    return cur.sql(f"SELECT row_number() OVER () AS {q(ROW)}, * FROM {scan}").to_arrow_reader(_BATCH)
+
+
+class Typing:
+    """The text and typed layers (``isu.validate``) over one chunk of numbered text: out come the
+    typed rows with the pseudonym; the raw id and the per-check columns stay inside the query."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, profile: Profile, src: Source, *, municipality: str | None,
+                 params: dict) -> None:
+        if ROW in src.header:
+            raise InputError(f"{src.path.name}: a column is named {ROW!r}, a name the importer keeps for itself; rename it")
+        text = text_layer(profile, set(src.header), municipality=municipality)
+        text.create_alias_tables(con)
+        self.con, self.params = con, params or None
+        self.sql = typed_layer(profile, text).sql(text.sql("_isu_raw"))
+
+    def __call__(self, raw: pa.Table) -> pa.Table:
+        _isu_raw = raw  # noqa: F841 - read by name in the SQL (see ``Stage``)
+        return self.con.sql(self.sql, params=self.params).to_arrow_table()
 
 
 def chunks(reader: pa.RecordBatchReader, rows: int | None) -> Iterator[tuple[pa.Table, bool]]:
@@ -81,7 +100,7 @@ def _flags(profile: Profile, cross: bool) -> list[tuple[str, str, str, str]]:
         dup = f"""SELECT c._row FROM _isu_chunk c SEMI JOIN (SELECT municipality, record_key FROM _isu_chunk WHERE {_KEYED}
                   GROUP BY ALL HAVING count(*) > 1) d USING (municipality, record_key)"""
         if cross:  # an inner join, so that the chunk (not all earlier keys) is the hashed side
-            dup += " UNION SELECT c._row FROM _isu_keys k JOIN _isu_chunk c USING (municipality, record_key)"
+            dup += f" UNION SELECT c._row FROM {_KEYS} k JOIN _isu_chunk c USING (municipality, record_key)"
         return [(dup, key_col, "duplicate_key", "record_key"), *_same_slot(profile)]
     fields = ", ".join(f for f in RECORD_FIELDS if f != "record_key")
     conflicting = f"""SELECT _row FROM (SELECT _row, count(DISTINCT ({fields})) OVER (PARTITION BY municipality, record_key) AS c
@@ -106,25 +125,50 @@ def _same_slot(profile: Profile) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def stage_chunk(con: duckdb.DuckDBPyConnection, profile: Profile, chunk: pa.Table, *, cross: bool) -> None:
-    """``_isu_stage``: the chunk with the multi-row checks folded into ``_ok`` and ``_rejects``,
-    and (wide) the record's content hash. ``cross``: check keys against ``_isu_keys`` too.
+class Stage:
+    """One chunk staged: its typed rows with the multi-row checks folded into ``_ok`` and
+    ``_rejects`` and (wide) the record's content hash, readable as ``_isu_stage`` in ``run``.
 
-    A view over the chunk's Arrow table and the few flagged rows (``_isu_flags``): copying the
-    chunk into a table would cost more than all the reads of the view together.
+    Everything a chunk needs stays Python-held Arrow, read by DuckDB by name (its replacement scan
+    of the caller's local variables): inside a transaction DuckDB keeps every registered object
+    and every table dropped or emptied until the commit, so tables per chunk would make the
+    memory of an import grow with the file. ``cross``: check keys against earlier chunks' too.
     """
-    con.complete()  # DuckDB 2: register() waits for no open result
-    con.register("_isu_chunk", chunk)
-    parts = " UNION ALL ".join(
-        f"SELECT _row, {{'column': {lit(col)}, 'type': '{type_}', 'value': CAST({value} AS VARCHAR)}} AS e "
-        f"FROM _isu_chunk WHERE _row IN ({rows})" for rows, col, type_, value in _flags(profile, cross))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _isu_flags AS SELECT _row, list(e) AS errs FROM ({parts}) GROUP BY _row")
-    row_hash = f", {_row_hash(profile)} AS row_hash" if profile.shape == "wide" else ""
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW _isu_stage AS
-        SELECT c.* REPLACE (c._ok AND f._row IS NULL AS _ok,
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, profile: Profile, chunk: pa.Table, *, cross: bool) -> None:
+        self.con, self.tables = con, {"chunk": chunk}
+        parts = " UNION ALL ".join(
+            f"SELECT _row, {{'column': {lit(col)}, 'type': '{type_}', 'value': CAST({value} AS VARCHAR)}} AS e "
+            f"FROM _isu_chunk WHERE _row IN ({rows})" for rows, col, type_, value in _flags(profile, cross))
+        self.tables["flags"] = self.arrow(f"SELECT _row, list(e) AS errs FROM ({parts}) GROUP BY _row")
+        row_hash = f", {_row_hash(profile)} AS row_hash" if profile.shape == "wide" else ""
+        self.sql = f"""(SELECT c.* REPLACE (c._ok AND f._row IS NULL AS _ok,
                             CASE WHEN f._row IS NULL THEN c._rejects ELSE list_concat(coalesce(c._rejects, []), f.errs) END AS _rejects)
-               {row_hash}
-        FROM _isu_chunk c LEFT JOIN _isu_flags f USING (_row)""")
+                               {row_hash}
+                        FROM _isu_chunk c LEFT JOIN _isu_flags f USING (_row)) AS _isu_stage"""
+
+    def _bind(self, sql: str) -> str:
+        return _STAGE_REF.sub(lambda _: self.sql, sql)
+
+    def run(self, sql: str, params=None) -> list[tuple]:
+        """Run ``sql`` (which may name ``_isu_stage`` and the tables kept by ``keep``); its rows."""
+        _isu_chunk, _isu_flags = self.tables["chunk"], self.tables["flags"]  # noqa: F841 - read by name in the SQL
+        _isu_old, _isu_acc, _isu_late = (self.tables.get(k) for k in ("old", "acc", "late"))  # noqa: F841
+        return self.con.execute(self._bind(sql), params).fetchall()
+
+    def arrow(self, sql: str) -> pa.Table:
+        """``sql``'s result, held in Python (for ``keep``)."""
+        _isu_chunk, _isu_flags = self.tables["chunk"], self.tables.get("flags")  # noqa: F841 - read by name in the SQL
+        _isu_old, _isu_acc, _isu_late = (self.tables.get(k) for k in ("old", "acc", "late"))  # noqa: F841
+        return self.con.sql(self._bind(sql)).to_arrow_table()
+
+    def keep(self, name: str, sql: str) -> int:
+        """Hold ``sql``'s result as ``_isu_<name>`` for later statements; its row count."""
+        self.tables[name] = self.arrow(sql)
+        return self.tables[name].num_rows
+
+
+_STAGE_REF = re.compile(r"\b_isu_stage\b(?!\.)")
 
 
 def _present(profile: Profile) -> list[tuple[str, str]]:
@@ -162,15 +206,14 @@ def measurement_count_sql(profile: Profile) -> str:
     return " + ".join(f"CAST({q(p + 'present')} AS INTEGER)" for p, _ in _present(profile)) or "0"
 
 
-def drop_stage(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("DROP VIEW IF EXISTS _isu_stage")
-    con.execute("DROP TABLE IF EXISTS _isu_flags")
-    con.unregister("_isu_chunk")
-
-
-#: Status of a staged key in ``_isu_keys``: d(uplicate, already flagged), r(ejected), i(nserted), u(pdated), n (unchanged or dry run).
-_STATUS = ("CASE WHEN NOT s._ok AND list_contains(list_transform(s._rejects, lambda x: x.type), 'duplicate_key') THEN 'd' "
-           "WHEN NOT s._ok THEN 'r' WHEN o._row IS NULL THEN {new} WHEN o.same THEN 'n' ELSE {changed} END")
+#: Keys of earlier chunks: accepted rows' in the workspace (such keys are stored anyway, and the
+#: buffer manager may page them to the file: memory stays bounded), rejected rows' in memory (a
+#: rejected key may hold a person id).
+_KEYS = "(SELECT * FROM _isu_keys UNION ALL SELECT * FROM _isu_rkeys)"
+_KEY_COLUMNS = "(municipality VARCHAR, record_key VARCHAR, _row BIGINT, status VARCHAR, n_meas UTINYINT)"
+#: Status of a staged key: d(uplicate, already flagged), r(ejected), i(nserted), u(pdated), n (unchanged or dry run).
+_STATUS = ("CASE WHEN NOT _isu_stage._ok AND list_contains(list_transform(_isu_stage._rejects, lambda x: x.type), 'duplicate_key') "
+           "THEN 'd' WHEN NOT _isu_stage._ok THEN 'r' WHEN o._row IS NULL THEN {new} WHEN o.same THEN 'n' ELSE {changed} END")
 _UNDO = {"records": "_isu_undo_records", "measurements": "_isu_undo_measurements"}
 
 
@@ -181,7 +224,7 @@ class ChunkWriter:
     measurements; unchanged records are left alone. Wide exports come in chunks, so a key may
     repeat in a later chunk after its first row was written: both rows are then rejected and the
     first row's write is undone. For that, the keys of every chunk but the last are kept in
-    ``_isu_keys`` (memory, about 50 bytes a row) with what became of their row, and the stored
+    ``_isu_keys``/``_isu_rkeys`` with what became of their row, and the stored
     versions a non-last chunk replaces are kept in ``_isu_undo_*`` (workspace tables inside the
     transaction: pseudonymised data, so they may reach the file; dropped before the commit).
     """
@@ -189,28 +232,29 @@ class ChunkWriter:
     def __init__(self, con: duckdb.DuckDBPyConnection, profile: Profile, res) -> None:
         self.con, self.profile, self.res = con, profile, res
         self.write = not res.dry_run
-        self.keys = False  # _isu_keys exists
+        self.keys = False  # _isu_keys and _isu_rkeys exist
         self.undo = False  # _isu_undo_* exist
         self.municipalities: dict[str, int] = {}
 
-    def chunk(self, *, last: bool) -> list[tuple[int, str, str, str | None]]:
+    def chunk(self, stage: Stage, *, last: bool) -> list[tuple[int, str, str, str | None]]:
         """Count, write and remember the staged chunk; undo earlier rows whose key it repeats.
         Returns the rejects of those earlier rows (as ``isu.rejects.Pending``)."""
-        con, res = self.con, self.res
+        res = self.res
+        self.stage = stage
         late = self._late_duplicates() if self.keys else []
-        parsed, rejected = con.execute("SELECT count(*), count(*) FILTER (NOT _ok) FROM _isu_stage").fetchall()[0]
+        parsed, rejected = stage.run("SELECT count(*), count(*) FILTER (NOT _ok) FROM _isu_stage")[0]
         res.rows_read += parsed
         res.rows_rejected += rejected
-        for code, n, m in con.execute(f"SELECT municipality, count(DISTINCT record_key), sum({measurement_count_sql(self.profile)}) "
-                                      "FROM _isu_stage WHERE _ok GROUP BY 1").fetchall():
+        for code, n, m in stage.run(f"SELECT municipality, count(DISTINCT record_key), sum({measurement_count_sql(self.profile)}) "
+                                    "FROM _isu_stage WHERE _ok GROUP BY 1"):
             self.municipalities[code] = self.municipalities.get(code, 0) + n
             res.measurements += int(m)
         acc = self._accepted()
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _isu_old AS SELECT a._row, a.municipality, a.record_key, CAST(a.row_hash AS VARCHAR) = CAST(o.row_hash AS VARCHAR) AS same "
-                    f"FROM {acc} a JOIN records o USING (municipality, record_key)" if self.write else
-                    "CREATE OR REPLACE TEMP TABLE _isu_old (_row BIGINT, municipality VARCHAR, record_key VARCHAR, same BOOLEAN)")
-        accepted = con.execute(f"SELECT count(*) FROM {acc} a").fetchall()[0][0]
-        old, changed = con.execute("SELECT count(*), count(*) FILTER (NOT same) FROM _isu_old").fetchall()[0]
+        old_sql = (f"SELECT a._row, a.municipality, a.record_key, CAST(a.row_hash AS VARCHAR) = CAST(o.row_hash AS VARCHAR) AS same "
+                   f"FROM {acc} a JOIN records o USING (municipality, record_key)")
+        stage.keep("old", old_sql if self.write else old_sql + " WHERE false")
+        accepted = stage.run(f"SELECT count(*) FROM {acc} a")[0][0]
+        old, changed = stage.run("SELECT count(*), count(*) FILTER (NOT same) FROM _isu_old")[0]
         if self.write:
             res.records_inserted += accepted - old
             res.records_updated += changed
@@ -220,15 +264,14 @@ class ChunkWriter:
         if self.write:
             if changed:
                 self._replace(save=not last)
+
             def fresh(t: str) -> str:  # not an unchanged record
                 return "true" if old == changed else ("NOT EXISTS (SELECT 1 FROM _isu_old o WHERE o.same AND "
                                                       f"o.municipality = {t}.municipality AND o.record_key = {t}.record_key)")
             cols = ", ".join(RECORD_FIELDS)
-            con.execute(f"INSERT INTO records ({cols}, import_id, row_hash) SELECT {cols}, ?, row_hash FROM {acc} a "
-                        f"WHERE {fresh('a')}", [res.import_id])
-            con.execute(f"INSERT INTO measurements {measurements_sql(self.profile, fresh('_isu_stage'))}")
-        con.execute("DROP TABLE IF EXISTS _isu_old")
-        con.execute("DROP TABLE IF EXISTS _isu_acc")
+            stage.run(f"INSERT INTO records ({cols}, import_id, row_hash) SELECT {cols}, ?, row_hash FROM {acc} a "
+                      f"WHERE {fresh('a')}", [res.import_id])
+            stage.run(f"INSERT INTO measurements {measurements_sql(self.profile, fresh('_isu_stage'))}")
         return late
 
     def _accepted(self) -> str:
@@ -237,7 +280,7 @@ class ChunkWriter:
         if self.profile.shape == "wide":
             return "(SELECT * FROM _isu_stage WHERE _ok)"
         cols = ", ".join(RECORD_FIELDS)
-        self.con.execute(f"""CREATE OR REPLACE TEMP TABLE _isu_acc AS
+        self.stage.keep("acc", f"""
             SELECT r.*, xor(hash({", ".join("r." + c for c in RECORD_FIELDS)}), m.h) AS row_hash
             FROM (SELECT DISTINCT ON (municipality, record_key) _row, {cols} FROM _isu_stage WHERE _ok ORDER BY municipality, record_key, _row) r
             JOIN (SELECT municipality, record_key, bit_xor(hash(timepoint, instrument, measured_on, value)) AS h
@@ -251,38 +294,41 @@ class ChunkWriter:
             if save:
                 if not self.undo:
                     self.con.execute(f"CREATE TABLE {_UNDO[table]} AS SELECT * FROM {table} LIMIT 0")
-                self.con.execute(f"INSERT INTO {_UNDO[table]} SELECT * FROM {table} SEMI JOIN {changed} c USING (municipality, record_key)")
-            self.con.execute(f"DELETE FROM {table} t USING {changed} c WHERE t.municipality = c.municipality AND t.record_key = c.record_key")
+                self.stage.run(f"INSERT INTO {_UNDO[table]} SELECT * FROM {table} SEMI JOIN {changed} c USING (municipality, record_key)")
+            self.stage.run(f"DELETE FROM {table} t USING {changed} c WHERE t.municipality = c.municipality AND t.record_key = c.record_key")
         self.undo = self.undo or save
 
     def _remember(self) -> None:
         """Keep this chunk's keys for the chunks after it."""
         new, changed = ("'i'", "'u'") if self.write else ("'n'", "'n'")
         if not self.keys:
-            self.con.execute("CREATE TEMP TABLE _isu_keys (municipality VARCHAR, record_key VARCHAR, _row BIGINT, status VARCHAR, n_meas INTEGER)")
+            self.con.execute(f"CREATE TABLE _isu_keys {_KEY_COLUMNS}")
+            self.con.execute(f"CREATE TEMP TABLE _isu_rkeys {_KEY_COLUMNS}")
             self.keys = True
-        self.con.execute(f"""INSERT INTO _isu_keys SELECT s.municipality, s.record_key, s._row, {_STATUS.format(new=new, changed=changed)},
-                             {measurement_count_sql(self.profile)} FROM _isu_stage s LEFT JOIN _isu_old o USING (_row)
-                             WHERE s.municipality IS NOT NULL AND s.record_key IS NOT NULL""")
+        for table, ok in (("_isu_keys", "_isu_stage._ok"), ("_isu_rkeys", "NOT _isu_stage._ok")):
+            self.stage.run(f"""INSERT INTO {table} SELECT _isu_stage.municipality, _isu_stage.record_key, _isu_stage._row,
+                                 {_STATUS.format(new=new, changed=changed)}, {measurement_count_sql(self.profile)}
+                               FROM _isu_stage LEFT JOIN _isu_old o USING (_row)
+                               WHERE {ok} AND _isu_stage.municipality IS NOT NULL AND _isu_stage.record_key IS NOT NULL""")
 
     def _late_duplicates(self) -> list[tuple[int, str, str, str | None]]:
         """Rows of earlier chunks whose key this chunk repeats: rejected now, their writes undone."""
         from .pseudonym import mask_ids
 
-        con, res = self.con, self.res
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _isu_late AS SELECT k.* FROM _isu_keys k
-                        SEMI JOIN (SELECT municipality, record_key FROM _isu_stage WHERE {_KEYED}) s USING (municipality, record_key)
-                        WHERE k.status <> 'd'""")
-        late = con.execute("SELECT _row, municipality, record_key, status, n_meas FROM _isu_late").fetchall()
-        if not late:
+        res, stage = self.res, self.stage
+        n = stage.keep("late", f"""SELECT k.* FROM {_KEYS} k SEMI JOIN (SELECT municipality, record_key FROM _isu_stage
+                                    WHERE {_KEYED}) s USING (municipality, record_key) WHERE k.status <> 'd'""")
+        if not n:
             return []
-        con.execute("UPDATE _isu_keys SET status = 'd' WHERE _row IN (SELECT _row FROM _isu_late)")
+        late = stage.run("SELECT _row, municipality, record_key, status, n_meas FROM _isu_late")
+        for table in ("_isu_keys", "_isu_rkeys"):
+            stage.run(f"UPDATE {table} SET status = 'd' WHERE _row IN (SELECT _row FROM _isu_late)")
         for table in ("records", "measurements"):
-            con.execute(f"DELETE FROM {table} t USING _isu_late l WHERE l.status IN ('i', 'u') "
-                        "AND t.municipality = l.municipality AND t.record_key = l.record_key")
+            stage.run(f"DELETE FROM {table} t USING _isu_late l WHERE l.status IN ('i', 'u') "
+                      "AND t.municipality = l.municipality AND t.record_key = l.record_key")
             if self.undo:
-                con.execute(f"INSERT INTO {table} SELECT * FROM {_UNDO[table]} SEMI JOIN "
-                            "(SELECT municipality, record_key FROM _isu_late WHERE status = 'u') l USING (municipality, record_key)")
+                stage.run(f"INSERT INTO {table} SELECT * FROM {_UNDO[table]} SEMI JOIN "
+                          "(SELECT municipality, record_key FROM _isu_late WHERE status = 'u') l USING (municipality, record_key)")
         column = self.profile.columns.get("record_key", "record_key")
         out = []
         for row, code, key, status, n_meas in late:
@@ -298,11 +344,10 @@ class ChunkWriter:
                 res.records_updated -= 1
             elif self.write:
                 res.records_unchanged -= 1
-        con.execute("DROP TABLE _isu_late")
         return out
 
     def finish(self) -> None:
         """Drop the import's helper tables; the municipalities that kept accepted rows."""
-        for table in ("_isu_keys", *(_UNDO.values() if self.undo else ())):
+        for table in ("_isu_keys", "_isu_rkeys", *(_UNDO.values() if self.undo else ())):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
         self.res.municipalities = sorted(c for c, n in self.municipalities.items() if n > 0)

@@ -21,8 +21,10 @@ from isu.schemas.rules import NotBefore, WithinInstrumentRange
 from . import pseudonym
 from .contract import FieldSpec, measurement_fields, record_fields
 
-__all__ = ["Layer", "TextLayer", "q", "lit", "text_layer", "typed_layer", "ID_PATTERN_SQL"]
+__all__ = ["Layer", "ROW", "TextLayer", "q", "lit", "text_layer", "typed_layer", "ID_PATTERN_SQL"]
 
+#: The row number column the scan adds (``isu.stage.open_scan``): the text layer reads it.
+ROW = "__isu_row"
 #: A value that looks like a personnummer/samordningsnummer (for keys and masking).
 ID_PATTERN_SQL = r"(\d{6}|\d{8})[-+]?\d{4}"
 
@@ -114,7 +116,7 @@ class TextLayer:
 
 def text_layer(profile: Profile, header: set[str], *, municipality: str | None) -> TextLayer:
     """Source columns → contract names as cleaned text (``_t_<field>``), the id's first layer, the row number."""
-    layer = TextLayer({"_row": "row_number() OVER ()"}, {"_row": "s._row"})
+    layer = TextLayer({"_row": ROW}, {"_row": "s._row"})
 
     def add(field: str, src: str, spec: FieldSpec | None, out: str | None = None) -> None:
         out = out or field

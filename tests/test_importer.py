@@ -245,8 +245,8 @@ def test_failed_import_rolls_back_everything(ws, monkeypatch):
     before = state(ws)
     real = isu.stage.ChunkWriter.chunk
 
-    def write_then_fail(self, **kw):
-        real(self, **kw)
+    def write_then_fail(self, stage, **kw):
+        real(self, stage, **kw)
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(isu.stage.ChunkWriter, "chunk", write_then_fail)

@@ -121,11 +121,11 @@ def test_a_chunked_import_that_fails_changes_nothing(tmp_path, monkeypatch):
     calls = []
     real = isu.stage.ChunkWriter.chunk
 
-    def fail_late(self, **kw):
+    def fail_late(self, stage, **kw):
         calls.append(1)
         if len(calls) == 5:
             raise OSError("disk full (simulated)")
-        return real(self, **kw)
+        return real(self, stage, **kw)
 
     monkeypatch.setattr(isu.stage.ChunkWriter, "chunk", fail_late)
     con = ws.connect()
