@@ -1,8 +1,9 @@
 """Import: read → validate → pseudonymise → store, as one transaction with an import log.
 
 Every row of the export ends up either stored or in the rejects (table and file): accepted +
-rejected = read. The raw person id exists only inside the DuckDB scan that reads the file; what
-is staged and stored holds the pseudonym, and rejects show ids masked.
+rejected = read. The raw person id exists only in memory, never on disk: in the scan that reads
+the file and in the chunk of its text being typed (``isu.stage``); what is staged and stored
+holds the pseudonym, and rejects show ids masked.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from .errors import InputError, IsuError, KeyFileError, ProfileMismatch
 from .keys import PoolKey
 from .pseudonym import hmac_params, mask_ids
 from .read import Source, csv_scan_sql, inspect_file, read_xlsx, register_transcoded, release_transcoded
-from .stage import ChunkWriter, Stage, Typing, chunks, malformed_lines, open_scan
+from .stage import Stage, Typing, chunks, malformed_lines, open_scan
+from .upsert import ChunkWriter
 from .store import fetch_one, transaction
 
 __all__ = ["ImportResult", "import_file", "choose_profile"]

@@ -98,9 +98,7 @@ def _verify(con: duckdb.DuckDBPyConnection, chunk: list[Package]) -> None:
     for tag, n in con.execute(f"SELECT m._pkg, count(*) FROM {m} m ANTI JOIN {r} r ON {on} GROUP BY 1").fetchall():
         bad.setdefault(tag, f"{n} measurements belong to no record in the package")
     for table in TABLES:  # keys are unique in the store (no index holds them so: the writers do)
-        keys = ", ".join(_KEYS[table])
-        for (tag,) in con.execute(f"SELECT DISTINCT _pkg FROM (SELECT _pkg FROM {_STAGE[table]} GROUP BY _pkg, {keys} "
-                                  "HAVING count(*) > 1)").fetchall():
+        for tag in _repeated_keys(con, _STAGE[table], _KEYS[table]):
             bad.setdefault(tag, "it holds the same record or measurement twice (duplicate keys)")
     stats = municipality_stats(con, r, m, group="_pkg")
     for tag, pkg in enumerate(chunk):
@@ -109,6 +107,16 @@ def _verify(con: duckdb.DuckDBPyConnection, chunk: list[Package]) -> None:
     if bad:
         tag = min(bad)
         raise chunk[tag].refuse(bad[tag])
+
+
+def _repeated_keys(con: duckdb.DuckDBPyConnection, staged: str, keys: tuple[str, ...]) -> list[int]:
+    """Packages holding a key twice: rows grouped by a 64-bit hash of the key (several times
+    cheaper than grouping the strings), then the few rows of repeated hashes compared exactly."""
+    k = ", ".join(keys)
+    return [tag for (tag,) in con.execute(f"""
+        WITH twice AS (SELECT _pkg, hash({k}) AS h FROM {staged} GROUP BY ALL HAVING count(*) > 1)
+        SELECT DISTINCT _pkg FROM (SELECT s._pkg FROM {staged} s JOIN twice t ON s._pkg = t._pkg AND hash({k}) = t.h
+                                   GROUP BY s._pkg, {", ".join("s." + c for c in keys)} HAVING count(*) > 1)""").fetchall()]
 
 
 def _counts(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[int, int, int]]:

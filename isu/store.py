@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS records (
     goal_attainment VARCHAR,
     import_id INTEGER NOT NULL,
     row_hash UBIGINT                   -- 64-bit hash of the record and its measurements: tells updates from no-ops
-    -- unique (municipality, record_key): kept by the writers (isu.stage, isu.pool_import), not by an
+    -- unique (municipality, record_key): kept by the writers (isu.upsert, isu.pool_import), not by an
     -- index, which doubled the cost of every import and commit
 );
 CREATE TABLE IF NOT EXISTS measurements (

@@ -8,6 +8,7 @@ import pytest
 
 import isu.importer
 import isu.stage
+import isu.upsert
 from isu.errors import InputError, KeyFileError, ProfileMismatch
 from isu.importer import import_file
 from isu.keys import new_key
@@ -243,13 +244,13 @@ def test_same_person_same_pseudonym_across_forms_and_files(ws):
 def test_failed_import_rolls_back_everything(ws, monkeypatch):
     ws.import_(write_csv(ws.dir / "a.csv", [wide_row(1)]))
     before = state(ws)
-    real = isu.stage.ChunkWriter.chunk
+    real = isu.upsert.ChunkWriter.chunk
 
     def write_then_fail(self, stage, **kw):
         real(self, stage, **kw)
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(isu.stage.ChunkWriter, "chunk", write_then_fail)
+    monkeypatch.setattr(isu.upsert.ChunkWriter, "chunk", write_then_fail)
     con = ws.connect()
     try:
         with pytest.raises(OSError, match="simulated"):

@@ -55,6 +55,14 @@ def query(region, sql):
         con.close()
 
 
+def assert_unique(region) -> None:
+    """The store's keys are unique (no index holds them so: pool import must)."""
+    for table, keys in (("records", "municipality, record_key"),
+                        ("measurements", "municipality, record_key, timepoint, instrument")):
+        [(n, distinct)] = query(region, f"SELECT count(*), count(DISTINCT ({keys})) FROM {table}")
+        assert n == distinct, f"{table}: {n - distinct} duplicate keys"
+
+
 def refused(region, packages, match, **kw):
     before = snapshot(region)
     with pytest.raises(PackageError, match=match) as e:
@@ -133,6 +141,7 @@ def test_a_newer_package_replaces_the_municipality_and_nothing_else(world, regio
     renamed = shutil.copy(packages["2303"], tmp_path / "resent.zip")
     assert [p["status"] for p in run(region, [packages["2303"], renamed])["packages"]] == [ALREADY, ALREADY]
     assert snapshot(region) == before
+    assert_unique(region)
 
 
 def test_older_package_after_a_newer_one_is_superseded(world, region, tmp_path):
@@ -151,6 +160,7 @@ def test_within_one_command_the_newest_package_wins(world, region, tmp_path):
     assert [p["status"] for p in s["packages"]] == [IMPORTED, IMPORTED]
     assert s["packages"][1]["package"] == str(newer)
     assert query(region, "SELECT count(*) FROM records WHERE record_key LIKE '%-v2'") == [(9,)]
+    assert_unique(region)
 
 
 def test_a_package_made_with_another_key_is_refused(world, region, tmp_path):
@@ -264,6 +274,8 @@ def test_chunks_give_the_same_result_as_one_transaction(world, tmp_path, monkeyp
     monkeypatch.setattr(isu.pool_import, "CHUNK_RECORDS", 20)  # one or two packages per chunk
     b = run(chunked, order)
     assert snapshot(whole, ids=False) == snapshot(chunked, ids=False)
+    assert_unique(whole)
+    assert_unique(chunked)
     strip = lambda s: [{k: v for k, v in p.items() if k != "import_id"} for p in s["packages"]]
     assert strip(a) == strip(b)
     assert [p["records_removed"] for p in b["packages"] if p["package"] == str(newer)] == [14]

@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 import isu.stage
+import isu.upsert
 from isu.importer import import_file
 from isu.keys import PoolKey
 
@@ -119,7 +120,7 @@ def test_a_chunked_import_that_fails_changes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(isu.stage, "CHUNK_ROWS", 2)
     monkeypatch.setattr(isu.stage, "_BATCH", 2)
     calls = []
-    real = isu.stage.ChunkWriter.chunk
+    real = isu.upsert.ChunkWriter.chunk
 
     def fail_late(self, stage, **kw):
         calls.append(1)
@@ -127,7 +128,7 @@ def test_a_chunked_import_that_fails_changes_nothing(tmp_path, monkeypatch):
             raise OSError("disk full (simulated)")
         return real(self, stage, **kw)
 
-    monkeypatch.setattr(isu.stage.ChunkWriter, "chunk", fail_late)
+    monkeypatch.setattr(isu.upsert.ChunkWriter, "chunk", fail_late)
     con = ws.connect()
     try:
         with pytest.raises(OSError, match="simulated"):
