@@ -9,10 +9,13 @@ Why it is shaped like this:
   So every linear relation between published counts of one kind is inside one call.
 * Across the two calls, ``records`` equals Σ ``t0_n`` over instruments wherever each record has one
   baseline instrument (with one instrument: the same number twice). Wherever that sum holds in the
-  data and any member of it is hidden, all its non-zero members are forced hidden and the call
-  concerned reruns with every cell it hid before forced too: the hidden set only grows, so the loop
-  ends (one or two rounds in practice). ``link_check`` then verifies, as part of the audit, that no
+  data and exactly one member of it is hidden, its smallest shown member is forced hidden too and the
+  call concerned reruns with every cell it hid before forced: the hidden set only grows, so the loop
+  ends (a few rounds in practice). Hiding every member instead cascades into hidden national totals. ``link_check`` then verifies, as part of the audit, that no
   such sum has exactly one hidden member. Forced cells are published as ``secondary``.
+* Totals are kept where possible: every period × geography total (records; per instrument t0_n and
+  paired_n) is passed to the engine as ``keep``, so certificates avoid them and an LP finds a cycle of
+  small cells instead (see :mod:`isu.suppress`). Without it the demo hid even the national totals.
 * Distinct clients are not additive (a client has several records): ``clients`` is hidden when it is
   1..k−1 and whenever the matching ``records`` cell is hidden.
 * A statistic is shown only when its n ≥ k and every count it is computed from is shown (a share
@@ -93,6 +96,17 @@ def _calls(a: Aggregates):
             "outcomes": call(a.outcomes_inner, ["instrument", "result"], "outcomes")}
 
 
+def _keep(dims: list[Dimension], name: str) -> pl.DataFrame:
+    """Cells to keep published where any certificate can avoid them: every period × geography total
+    (records of all goal levels; per instrument, records with a baseline and paired records)."""
+    by = {d.name: sorted(d.groups) for d in dims}
+    frame = pl.DataFrame({"period": by["period"]}).join(pl.DataFrame({"geo_code": by["geo_code"]}), how="cross")
+    if name == "outcomes":
+        frame = frame.join(pl.DataFrame({"instrument": by["instrument"]}), how="cross").join(
+            pl.DataFrame({"result": ["all", "paired"]}), how="cross")
+    return frame
+
+
 def _links(rec: pl.DataFrame, out: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Record cells whose count equals Σ t0_n over instruments (r), their t0_n cells (o), per link counts."""
     keys = [c for c in CELL_KEYS if c in rec.columns]
@@ -108,13 +122,19 @@ def _links(rec: pl.DataFrame, out: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
 
 
 def _link_forcing(rec: pl.DataFrame, out: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cells to force hidden: every non-zero member of a link that has any hidden member."""
+    """Cells to force hidden: in every link with exactly one hidden member, its smallest shown non-zero
+    member (ties: a t0_n cell before the records cell), so that no link has a lone hidden member."""
     keys = [c for c in CELL_KEYS if c in rec.columns]
     r, o, links = _links(rec, out)
-    touched = links.filter(pl.col("hidden_n") > 0).select(keys)
-    force_r = r.join(touched, on=keys).filter(~pl.col("r_hidden")).select(*keys, goal=pl.lit("all"))
-    force_o = o.join(touched, on=keys).filter(~pl.col("o_hidden") & (pl.col("o_value") > 0)).select(
-        *keys, "instrument", result=pl.lit("all"))
+    lone = links.filter(pl.col("hidden_n") == 1).select(keys)
+    members = pl.concat([
+        r.join(lone, on=keys).filter(~pl.col("r_hidden")).select(*keys, instrument=pl.lit(None, pl.String),
+                                                                   value="r_value", rank=pl.lit(1)),
+        o.join(lone, on=keys).filter(~pl.col("o_hidden") & (pl.col("o_value") > 0)).select(
+            *keys, "instrument", value="o_value", rank=pl.lit(0))])
+    pick = members.sort([*keys, "value", "rank", "instrument"], nulls_last=True).unique(keys, keep="first")
+    force_r = pick.filter(pl.col("instrument").is_null()).select(*keys, goal=pl.lit("all"))
+    force_o = pick.filter(pl.col("instrument").is_not_null()).select(*keys, "instrument", result=pl.lit("all"))
     return force_r, force_o
 
 
@@ -138,7 +158,8 @@ def plan(a: Aggregates, k: int, *, lp_max_cells: int = 2000, municipal_insiders:
     for rounds in range(1, MAX_LINK_ROUNDS + 1):
         for name in sorted(dirty):
             inner, dims, tables = calls[name]
-            res[name] = suppress(inner, dims, tables, value="n", k=k, contributor=contributor, forced=forced[name])
+            res[name] = suppress(inner, dims, tables, value="n", k=k, contributor=contributor, forced=forced[name],
+                                 keep=_keep(dims, name))
         extra = dict(zip(("records", "outcomes"), _link_forcing(res["records"].cells, res["outcomes"].cells)))
         dirty = {name for name, f in extra.items() if not f.is_empty()}
         if not dirty:

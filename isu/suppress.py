@@ -3,7 +3,8 @@
 API (generic; knows nothing of the store)::
 
     suppress(inner, dims, tables, *, value="n", k=5, contributor=None, forced=None,
-             weights="sqrt", singletons=True, box_width=12, polish=1000, onesided=False) -> SuppressionResult
+             weights="sqrt", singletons=True, box_width=12, polish=1000, onesided=False,
+             keep=None) -> SuppressionResult
     audit(result, *, lp_max_cells=2000, rank_max_unknowns=1500, insider_rank_max=30) -> dict  # isu.audit
 
 * ``inner``: one row per leaf cell (a leaf code in every ``Dimension`` column) with a non-negative
@@ -13,6 +14,12 @@ API (generic; knows nothing of the store)::
 * ``tables``: ``[(name, [broken-down dims])]``; a table publishes every combination of every code of
   its broken-down dims, the other dims at their total. Cells with equal coordinates are one cell.
 * ``forced``: cells (dim columns; a missing column means the total) to hide as primary.
+* ``keep``: cells (same form) the caller wants published, e.g. every period × geography total. They
+  cost ``KEEP`` (10⁹), so a certificate touches them only when no other is found; when every box
+  touches one (or none exists), an LP certificate (:mod:`isu.suppress_lp`, tau-Argus' single-cell
+  model, within a time budget) looks for a general cycle of positive inner cells that avoids them.
+  Without it, sparse linked tables lose their totals: one single-cell box hides every margin up to
+  the grand total, which then costs nothing to use again. A kept cell that is small is still primary.
 * ``weights``: cost of hiding a cell, to minimise in total: ``"sqrt"`` (1 + √count, default: few
   and small suppressions), ``"balanced"`` (1 + √count + (count / 20k)²: large margins and totals
   become very costly, so boxes that avoid them win; a hidden zero costs 3k, as each one can demand
@@ -34,7 +41,7 @@ and the one person of a count-1 leaf knows that leaf (``singletons``); every hid
 wholly an insider's own needs, for each insider, a certificate that leaves that insider's leaves
 alone — so two single-contributor cells in one margin never reveal each other. Certificates are
 found by :mod:`isu.suppress_box` (cheapest "box" by cost; inner loop compiled by numba in
-:mod:`isu.suppress_kernel`, numpy fallback), kept by :mod:`isu.suppress_plan`, and returned for the
+:mod:`isu.suppress_kernel`, numpy fallback) or by :mod:`isu.suppress_lp`, kept by :mod:`isu.suppress_plan`, and returned for the
 independent audit (:mod:`isu.audit`).
 
 What is and is not guaranteed: every hidden cell has a verified certificate, so it is not exactly
@@ -58,7 +65,7 @@ import numpy as np
 import polars as pl
 
 from isu.errors import IsuError
-from isu.suppress_box import BIG, BoxSearch
+from isu.suppress_box import BIG, KEEP, BoxSearch
 from isu.suppress_model import Dimension, Model, build_model
 from isu.suppress_plan import Insiders, Plan
 
@@ -144,7 +151,7 @@ def _costs(values: np.ndarray, weights: str | Callable, k: int, zeros: bool = Fa
 def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str, list[str]]], *, value: str = "n",
              k: int = 5, contributor: str | None = None, forced: pl.DataFrame | None = None,
              weights: str | Callable = "sqrt", singletons: bool = True, box_width: int = 12,
-             polish: int = 1000, onesided: bool = False) -> SuppressionResult:
+             polish: int = 1000, onesided: bool = False, keep: pl.DataFrame | None = None) -> SuppressionResult:
     """Primary + secondary suppression of all ``tables`` in one consistent pattern (see module doc)."""
     t0 = time.perf_counter()
     if k < 1:
@@ -156,10 +163,13 @@ def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str,
     status[(vals >= 1) & (vals < k)] = 1
     status[_cell_ids(model, forced)] = 1
     primaries = np.flatnonzero(status == 1)
-    cost = _costs(vals.astype(np.float64), weights, k, onesided)
+    base = _costs(vals.astype(np.float64), weights, k, onesided)
+    kept = np.setdiff1d(_cell_ids(model, keep), primaries)
+    base[kept] = np.maximum(base[kept], KEEP)
+    cost = base.copy()
     cost[primaries] = 0.0
     search = BoxSearch(model, cost, len(model.contributors), box_width, onesided)
-    plan = Plan(model, status, _costs(vals.astype(np.float64), weights, k, onesided), search, Insiders(model, singletons))
+    plan = Plan(model, status, base, search, Insiders(model, singletons))
     level = (model.cell_codes >= np.array([d.n_leaves for d in model.dims])).sum(1)
     # most aggregated first (fewest ways to protect), then larger values; ids make the order total
     plan.protect(primaries[np.lexsort((primaries, -vals[primaries], -level[primaries]))])

@@ -22,11 +22,13 @@ from __future__ import annotations
 import numpy as np
 
 from isu import suppress_kernel as kernel
+from isu.suppress_lp import LPCertificates
 from isu.suppress_model import DimIndex, Model
 
-__all__ = ["BIG", "BoxSearch"]
+__all__ = ["BIG", "KEEP", "BoxSearch"]
 
 BIG = 1e15
+KEEP = 1e9  # cost of a cell the caller wants published: only hidden when no certificate avoids it
 MAX_PAIRS = 20_000
 MAX_BOXES = 40_000
 
@@ -151,6 +153,7 @@ class BoxSearch:
         self.zero_ids: dict[tuple, int] = {}
         self.zero_inc: list[np.ndarray] = []
         self._pos_ids: dict[tuple, int] | None = None
+        self.lp: LPCertificates | None = None
         width = max(2 * d.anc.shape[1] for d in model.dims)
         self.cands = [DimCandidates(d, width) for d in model.dims]
         self.use_kernel = kernel.AVAILABLE
@@ -252,6 +255,12 @@ class BoxSearch:
             pair = self._pair(h, forbid)
             if pair is not None and (best is None or pair[0] < best[0]):
                 return pair[1]
+        if not self.onesided and (best is None or best[0] >= KEEP):  # no box spares the cells to keep: try the LP
+            if self.lp is None:
+                self.lp = LPCertificates(self)
+            found = None if self.lp.exhausted else self.lp.certificate(h, forbid)
+            if found is not None and (best is None or float(self.cost[found[2]].sum()) < best[0]):
+                return found
         if best is not None:
             return best[2]
         return self._fallback(h, forbid)

@@ -167,9 +167,17 @@ def test_link_forcing_rule():
         "status": ["shown", "shown", "shown", "shown"]})
     force_r, force_o = pub._link_forcing(rec, out)
     assert force_r.is_empty()  # 0126: nothing hidden
-    assert sorted(force_o.select("geo_code", "instrument").rows()) == [("0120", "a"), ("0120", "b")]
+    assert force_o.select("geo_code", "instrument").rows() == [("0120", "a")]  # 0120: its smallest shown member
     assert pub.link_check(rec, out)["disclosed"] == 1  # 0120: records hidden alone
     assert pub.link_check(rec.with_columns(status=pl.lit("shown")), out)["disclosed"] == 0
+    settled = out.with_columns(status=pl.when((pl.col("geo_code") == "0120") & (pl.col("instrument") == "a"))
+                               .then(pl.lit("secondary")).otherwise(pl.col("status")))
+    assert pub.link_check(rec, settled)["disclosed"] == 0  # two hidden members: no lone one left
+    assert all(f.is_empty() for f in pub._link_forcing(rec, settled))
+    # a lone hidden t0_n: the records cell is forced only when it is the smallest shown member
+    lone_o = out.with_columns(status=pl.when(pl.col("value") == 5).then(pl.lit("primary")).otherwise(pl.col("status")))
+    force_r, force_o = pub._link_forcing(rec.with_columns(status=pl.lit("shown")), lone_o)
+    assert force_r.is_empty() and force_o.select("geo_code", "instrument").rows() == [("0120", "a")]
 
 
 def test_disclosure_publishes_nothing(tmp_path, monkeypatch):

@@ -1,0 +1,124 @@
+"""Certificates by linear programming, for the cells the box search cannot protect cheaply.
+
+Why: a box certificate needs positive inner cells at its corners. In sparse linked tables (a few
+thousand records spread over period × municipality × category × need area × sex × age × goal) most
+boxes have an empty corner, and the only box left is a single inner cell, whose change reaches every
+margin above it up to the grand total. Once a grand total is hidden it costs nothing to use again, so
+one such fallback cascades into hidden totals everywhere.
+
+The LP is tau-Argus' single-cell protection model: find a change z of the positive inner cells with
+(X·z)_h = 1 that minimises Σ_c cost_c · |(X·z)_c| over the published cells. Cells already hidden cost
+nothing; large totals cost a lot (weights), so the LP spreads the change over small cells instead.
+HiGHS returns a vertex; its z is scaled to integers and its effect recomputed exactly
+(:meth:`isu.suppress_box.BoxSearch.effect`), so rounding can only hide more, never claim a
+certificate that does not hold. Each LP only uses the inner cells near h (sharing h's codes in all but
+``reach`` dimensions) and HiGHS gets a time limit per LP and a budget per engine call, so the LP
+stays a repair for hard cells, not the main search.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import linprog
+
+__all__ = ["LPCertificates"]
+
+MAX_DENOMINATOR = 64
+
+
+def _integral(z: np.ndarray) -> np.ndarray | None:
+    """Smallest integer multiple of a (near-rational) vertex, or None when it is not near-rational."""
+    nz = np.abs(z) > 1e-9
+    if not nz.any():
+        return None
+    den = 1
+    for v in z[nz].tolist():
+        f = Fraction(v).limit_denominator(MAX_DENOMINATOR)
+        if abs(float(f) - v) > 1e-7:
+            return None
+        den = den * f.denominator // np.gcd(den, f.denominator)
+    out = np.rint(z * den).astype(np.int64)
+    out[~nz] = 0
+    g = np.gcd.reduce(np.abs(out[out != 0]))
+    return out // max(int(g), 1)
+
+
+class LPCertificates:
+    """LP certificates over one :class:`isu.suppress_box.BoxSearch` (shares its incidence and live costs)."""
+
+    def __init__(self, search, reach: int | None = None, max_leaves: int = 1500, budget: float = 20.0,
+                 time_limit: float = 1.0):
+        self.s = search
+        m = search.m
+        # cycles in small tables need leaves two steps away; in many dimensions one step keeps the LP small
+        self.reach = reach if reach is not None else (2 if len(m.dims) <= 3 else 1)
+        self.max_leaves = max_leaves
+        npos = search.npos
+        leaf_of = np.repeat(np.arange(npos), np.diff(m.inc_ptr[: npos + 1]))
+        self.x = sparse.csc_matrix((np.ones(len(leaf_of)), (m.inc_cells[: len(leaf_of)], leaf_of)),
+                                   shape=(m.n_cells, npos))
+        self.calls = 0
+        self.seconds = 0.0
+        self.budget = budget
+        self.time_limit = time_limit
+
+    @property
+    def exhausted(self) -> bool:
+        return self.seconds >= self.budget
+
+    def _near(self, h: int, forbid: set[int]) -> np.ndarray:
+        """Positive leaves whose coordinates lie in h's group in all but ``reach`` dimensions."""
+        m, s = self.s.m, self.s
+        coords = m.leaf_coords[: s.npos]
+        outside = np.zeros(s.npos, dtype=np.int64)
+        for j, (d, c) in enumerate(zip(m.dims, m.cell_codes[h])):
+            outside += ~d.mem[c][coords[:, j]]
+        leaves = np.flatnonzero(outside <= self.reach)
+        leaves = leaves[~s.forbidden_leaves(leaves, forbid)]
+        if len(leaves) > self.max_leaves:  # keep the nearest ones, those under h first
+            leaves = leaves[np.argsort(outside[leaves], kind="stable")[: self.max_leaves]]
+        return np.sort(leaves)
+
+    def certificate(self, h: int, forbid: set[int]):
+        """(leaves, z, cells, δ) of an LP certificate for h avoiding ``forbid``, or None."""
+        leaves = self._near(h, forbid)
+        if not len(leaves):
+            return None
+        xs = self.x[:, leaves].tocsr()
+        rows = np.flatnonzero(np.diff(xs.indptr) > 0)
+        if h not in set(rows.tolist()):
+            return None
+        xs = xs[rows]
+        cost = self.s.cost[rows].astype(np.float64)
+        paid = np.flatnonzero((cost > 0) & (rows != h))
+        n, p = len(leaves), len(paid)
+        # variables: z (n, free in [-1, 1]), u (p, ≥ 0), v (p, ≥ 0) with X_paid z − u + v = 0
+        eye = sparse.identity(p, format="csr")
+        a_eq = sparse.vstack([
+            sparse.hstack([xs[paid], -eye, eye]),
+            sparse.hstack([xs[[int(np.searchsorted(rows, h))]], sparse.csr_matrix((1, 2 * p))]),
+        ]).tocsr()
+        b_eq = np.zeros(p + 1)
+        b_eq[-1] = 1.0
+        c = np.concatenate([np.zeros(n), cost[paid], cost[paid]])
+        bounds = [(-1.0, 1.0)] * n + [(0.0, None)] * (2 * p)
+        self.calls += 1
+        t0 = time.perf_counter()
+        res = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs",
+                      options={"time_limit": self.time_limit})
+        self.seconds += time.perf_counter() - t0
+        if res.status != 0:
+            return None
+        z = _integral(res.x[:n])
+        if z is None:
+            return None
+        keep = z != 0
+        lv, zv = leaves[keep], z[keep]
+        cells, delta = self.s.effect(lv, zv.astype(np.float64))
+        if h not in set(cells.tolist()):
+            return None
+        return lv, zv.astype(np.float64), cells, delta
