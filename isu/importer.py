@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
-from contextlib import contextmanager
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +37,6 @@ __all__ = ["ImportResult", "import_file", "choose_profile"]
 
 #: DuckDB's memory limit during an import unless ISU_MEMORY_LIMIT says otherwise.
 IMPORT_MEMORY = "512MB"
-
 
 
 @dataclass
@@ -212,6 +211,8 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
     rejected = rejects_mod.collect(found, malformed, prof, municipality)
     res.errors_by_type = rejects_mod.count_by_type(rejected)
     return rejected
+
+
 @contextmanager
 def no_spill(con: duckdb.DuckDBPyConnection):
     """No temporary files while an import runs: its scan sees raw person ids."""

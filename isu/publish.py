@@ -11,8 +11,8 @@ Why it is shaped like this:
   baseline instrument (with one instrument: the same number twice). Wherever that sum holds in the
   data and exactly one member of it is hidden, its smallest shown member is forced hidden too and the
   call concerned reruns with every cell it hid before forced: the hidden set only grows, so the loop
-  ends (a few rounds in practice). Hiding every member instead cascades into hidden national totals. ``link_check`` then verifies, as part of the audit, that no
-  such sum has exactly one hidden member. Forced cells are published as ``secondary``.
+  ends (a few rounds in practice). Hiding every member instead cascades into hidden national totals.
+  ``link_check`` then verifies, as part of the audit, that no such sum has exactly one hidden member. Forced cells are published as ``secondary``.
 * Totals are kept where possible: every period × geography total (records; per instrument t0_n and
   paired_n) is passed to the engine as ``keep``, so certificates avoid them and an LP finds a cycle of
   small cells instead (see :mod:`isu.suppress`). Without it the demo hid even the national totals.
@@ -154,12 +154,13 @@ def plan(a: Aggregates, k: int, *, lp_max_cells: int = 2000, municipal_insiders:
     calls = _calls(a)
     contributor = "geo_code" if municipal_insiders else None
     forced: dict[str, pl.DataFrame | None] = {"records": None, "outcomes": None}
+    keep = {name: _keep(dims, name) for name, (_, dims, _) in calls.items()}
     res, dirty, t0 = {}, set(calls), time.perf_counter()
     for rounds in range(1, MAX_LINK_ROUNDS + 1):
         for name in sorted(dirty):
             inner, dims, tables = calls[name]
             res[name] = suppress(inner, dims, tables, value="n", k=k, contributor=contributor, forced=forced[name],
-                                 keep=_keep(dims, name))
+                                 keep=keep[name])
         extra = dict(zip(("records", "outcomes"), _link_forcing(res["records"].cells, res["outcomes"].cells)))
         dirty = {name for name, f in extra.items() if not f.is_empty()}
         if not dirty:

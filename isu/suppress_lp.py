@@ -18,6 +18,7 @@ stays a repair for hard cells, not the main search.
 
 from __future__ import annotations
 
+import math
 import time
 from fractions import Fraction
 
@@ -40,7 +41,7 @@ def _integral(z: np.ndarray) -> np.ndarray | None:
         f = Fraction(v).limit_denominator(MAX_DENOMINATOR)
         if abs(float(f) - v) > 1e-7:
             return None
-        den = den * f.denominator // np.gcd(den, f.denominator)
+        den = math.lcm(den, f.denominator)
     out = np.rint(z * den).astype(np.int64)
     out[~nz] = 0
     g = np.gcd.reduce(np.abs(out[out != 0]))
@@ -90,7 +91,7 @@ class LPCertificates:
             return None
         xs = self.x[:, leaves].tocsr()
         rows = np.flatnonzero(np.diff(xs.indptr) > 0)
-        if h not in set(rows.tolist()):
+        if not (rows == h).any():
             return None
         xs = xs[rows]
         cost = self.s.cost[rows].astype(np.float64)
@@ -119,6 +120,6 @@ class LPCertificates:
         keep = z != 0
         lv, zv = leaves[keep], z[keep]
         cells, delta = self.s.effect(lv, zv.astype(np.float64))
-        if h not in set(cells.tolist()):
+        if not (cells == h).any():
             return None
         return lv, zv.astype(np.float64), cells, delta
