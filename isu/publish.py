@@ -99,12 +99,21 @@ def _calls(a: Aggregates):
 def _keep(dims: list[Dimension], name: str) -> pl.DataFrame:
     """Cells to keep published where any certificate can avoid them: every period × geography total
     (records of all goal levels; per instrument, records with a baseline and paired records)."""
-    by = {d.name: sorted(d.groups) for d in dims}
-    frame = pl.DataFrame({"period": by["period"]}).join(pl.DataFrame({"geo_code": by["geo_code"]}), how="cross")
+    by = {d.name: d for d in dims}
+    frame = _ranked(by["period"]).join(_ranked(by["geo_code"]), how="cross")
+    # the more aggregated, the later given up: nation and all periods last (priority 4^rank, 1..256)
+    frame = frame.select("period", "geo_code", priority=4.0 ** (pl.col("period_rank") + pl.col("geo_code_rank")))
     if name == "outcomes":
-        frame = frame.join(pl.DataFrame({"instrument": by["instrument"]}), how="cross").join(
+        frame = frame.join(pl.DataFrame({"instrument": sorted(by["instrument"].groups)}), how="cross").join(
             pl.DataFrame({"result": ["all", "paired"]}), how="cross")
     return frame
+
+
+def _ranked(d: Dimension) -> pl.DataFrame:
+    """Codes of a dimension with their level: 0 a leaf, 2 the total, 1 a group between."""
+    n = max(len(g) for g in d.groups.values())
+    rank = {c: 0 if g == {c} else 2 if len(g) == n else 1 for c, g in d.groups.items()}
+    return pl.DataFrame({d.name: sorted(rank), f"{d.name}_rank": [rank[c] for c in sorted(rank)]})
 
 
 def _links(rec: pl.DataFrame, out: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:

@@ -15,9 +15,10 @@ API (generic; knows nothing of the store)::
   its broken-down dims, the other dims at their total. Cells with equal coordinates are one cell.
 * ``forced``: cells (dim columns; a missing column means the total) to hide as primary.
 * ``keep``: cells (same form) the caller wants published, e.g. every period × geography total. They
-  cost ``KEEP`` (10⁹), so a certificate touches them only when no other is found; when every box
+  cost ``KEEP`` (10⁹) times an optional ``priority`` column (≥ 1: which kept cell to give up last),
+  so a certificate touches them only when no other is found; when every box
   touches one (or none exists), an LP certificate (:mod:`isu.suppress_lp`, tau-Argus' single-cell
-  model, within a time budget) looks for a general cycle of positive inner cells that avoids them.
+  model, within an iteration budget) looks for a general cycle of positive inner cells that avoids them.
   Without it, sparse linked tables lose their totals: one single-cell box hides every margin up to
   the grand total, which then costs nothing to use again. A kept cell that is small is still primary.
 * ``weights``: cost of hiding a cell, to minimise in total: ``"sqrt"`` (1 + √count, default: few
@@ -106,8 +107,14 @@ def audit(result: SuppressionResult, **options) -> dict:
 
 def _cell_ids(model: Model, frame: pl.DataFrame | None) -> np.ndarray:
     """Canonical ids of the published cells listed in ``frame`` (unpublished ones are ignored)."""
+    pos, found = _positions(model, frame)
+    return np.unique(pos[found])
+
+
+def _positions(model: Model, frame: pl.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``frame``: its cell id, and whether that cell is published at all."""
     if frame is None or frame.is_empty():
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     key = np.zeros(frame.height, dtype=np.int64)
     stride = 1
     codes = model.cell_codes
@@ -127,9 +134,19 @@ def _cell_ids(model: Model, frame: pl.DataFrame | None) -> np.ndarray:
         key += idx * stride
         all_keys += codes[:, j] * stride
         stride *= d.n
-    pos = np.searchsorted(all_keys, key)
-    pos = np.minimum(pos, model.n_cells - 1)
-    return np.unique(pos[all_keys[pos] == key])
+    pos = np.minimum(np.searchsorted(all_keys, key), model.n_cells - 1)
+    return pos, all_keys[pos] == key
+
+
+def _keep_costs(model: Model, keep: pl.DataFrame | None, primaries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cells to keep (not primary) and their cost: KEEP times the row's ``priority`` (default 1)."""
+    pos, found = _positions(model, keep)
+    prio = keep["priority"].cast(pl.Float64).to_numpy() if keep is not None and "priority" in keep.columns \
+        else np.ones(len(pos))
+    cost = np.zeros(model.n_cells)
+    np.maximum.at(cost, pos[found], KEEP * np.maximum(prio[found], 1.0))
+    kept = np.setdiff1d(np.flatnonzero(cost), primaries)
+    return kept, cost[kept]
 
 
 def _costs(values: np.ndarray, weights: str | Callable, k: int, zeros: bool = False) -> np.ndarray:
@@ -164,8 +181,8 @@ def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str,
     status[_cell_ids(model, forced)] = 1
     primaries = np.flatnonzero(status == 1)
     base = _costs(vals.astype(np.float64), weights, k, onesided)
-    kept = np.setdiff1d(_cell_ids(model, keep), primaries)
-    base[kept] = np.maximum(base[kept], KEEP)
+    kept, keep_cost = _keep_costs(model, keep, primaries)
+    base[kept] = np.maximum(base[kept], keep_cost)
     cost = base.copy()
     cost[primaries] = 0.0
     search = BoxSearch(model, cost, len(model.contributors), box_width, onesided)

@@ -12,8 +12,10 @@ nothing; large totals cost a lot (weights), so the LP spreads the change over sm
 HiGHS returns a vertex; its z is scaled to integers and its effect recomputed exactly
 (:meth:`isu.suppress_box.BoxSearch.effect`), so rounding can only hide more, never claim a
 certificate that does not hold. Each LP only uses the inner cells near h (sharing h's codes in all but
-``reach`` dimensions) and HiGHS gets a time limit per LP and a budget per engine call, so the LP
-stays a repair for hard cells, not the main search.
+``reach`` dimensions) and HiGHS gets an iteration limit per LP and a budget of iterations per engine
+call, so the LP stays a repair for hard cells, not the main search. Limits count simplex iterations,
+not seconds: a time limit made the publication depend on how busy the machine was (an LP cut off
+under load hid the national totals), and the same store must always give the same output.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from scipy.optimize import linprog
 __all__ = ["LPCertificates"]
 
 MAX_DENOMINATOR = 64
+#: Simplex iterations per LP (the demo's hardest LPs need about 3,500) and per engine call (~0.2 ms each).
+MAX_ITERATIONS = 20_000
+BUDGET = 150_000
 
 
 def _integral(z: np.ndarray) -> np.ndarray | None:
@@ -51,8 +56,8 @@ def _integral(z: np.ndarray) -> np.ndarray | None:
 class LPCertificates:
     """LP certificates over one :class:`isu.suppress_box.BoxSearch` (shares its incidence and live costs)."""
 
-    def __init__(self, search, reach: int | None = None, max_leaves: int = 1500, budget: float = 20.0,
-                 time_limit: float = 1.0):
+    def __init__(self, search, reach: int | None = None, max_leaves: int = 1500, budget: int = BUDGET,
+                 max_iterations: int = MAX_ITERATIONS):
         self.s = search
         m = search.m
         # cycles in small tables need leaves two steps away; in many dimensions one step keeps the LP small
@@ -63,13 +68,14 @@ class LPCertificates:
         self.x = sparse.csc_matrix((np.ones(len(leaf_of)), (m.inc_cells[: len(leaf_of)], leaf_of)),
                                    shape=(m.n_cells, npos))
         self.calls = 0
+        self.iterations = 0
         self.seconds = 0.0
         self.budget = budget
-        self.time_limit = time_limit
+        self.max_iterations = max_iterations
 
     @property
     def exhausted(self) -> bool:
-        return self.seconds >= self.budget
+        return self.iterations >= self.budget
 
     def _near(self, h: int, forbid: set[int]) -> np.ndarray:
         """Positive leaves whose coordinates lie in h's group in all but ``reach`` dimensions."""
@@ -110,8 +116,9 @@ class LPCertificates:
         self.calls += 1
         t0 = time.perf_counter()
         res = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs",
-                      options={"time_limit": self.time_limit})
+                      options={"maxiter": self.max_iterations})
         self.seconds += time.perf_counter() - t0
+        self.iterations += int(res.nit)
         if res.status != 0:
             return None
         z = _integral(res.x[:n])

@@ -60,10 +60,11 @@ def attack(res, dims: list[Dimension], known: dict[tuple, int] | None = None) ->
         a.append(e)
         b.append(float(v))
     out = {}
+    eq = {"A_eq": np.array(a), "b_eq": b} if a else {}  # nothing shown and nothing known: no equations
     for cell in cells.filter(pl.col("status") != "shown").select(names).rows():
         c = row(cell)
-        lo = linprog(c, A_eq=np.array(a), b_eq=b, bounds=(0, None), method="highs")
-        hi = linprog(-c, A_eq=np.array(a), b_eq=b, bounds=(0, None), method="highs")
+        lo = linprog(c, **eq, bounds=(0, None), method="highs")
+        hi = linprog(-c, **eq, bounds=(0, None), method="highs")
         assert lo.status == 0
         out[cell] = (lo.fun, np.inf if hi.status == 3 else -hi.fun)
     return out

@@ -73,3 +73,23 @@ def test_integral_scales_a_rational_vertex_to_the_smallest_integers():
     assert _integral(np.array([1 / 3, -2 / 3])).tolist() == [1, -2]
     assert _integral(np.zeros(3)) is None
     assert _integral(np.array([np.pi / 1000])) is None
+
+
+def test_priority_decides_which_kept_cell_is_given_up():
+    """Two ways to protect the lone 1: hide the grand total, or the other cycle through m1. Both touch a
+    kept cell; the one with the higher priority stays published."""
+    geo = Dimension.flat("geo", ["m0", "m1"])
+    cat = Dimension.flat("cat", ["c0", "c1"])
+    dims, counts = [geo, cat], np.array([[1, 0], [0, 9]])
+
+    def run(grand: float, m1: float) -> dict[tuple[str, str], str]:
+        keep = pl.DataFrame({"geo": ["all", "m1"], "cat": ["all", "all"], "priority": [grand, m1]})
+        res = suppress(frame(dims, counts), dims, [("t", ["geo", "cat"])], k=5, singletons=False, keep=keep)
+        check_primary_rule(res, 5)
+        assert exact(attack(res, dims)) == [] and audit(res)["disclosed"] == 0
+        return {(g, c): s for g, c, s in res.cells.select("geo", "cat", "status").rows()}
+
+    first = run(grand=16.0, m1=1.0)
+    assert first[("all", "all")] == "shown" and first[("m1", "all")] == "secondary"
+    second = run(grand=1.0, m1=16.0)
+    assert second[("all", "all")] == "secondary" and second[("m1", "all")] == "shown"
