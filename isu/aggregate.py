@@ -248,6 +248,8 @@ OUTCOME_SUMS = """COUNT(*) AS t0_n, COUNT(t1) AS paired_n,
     SUM(CASE WHEN result = 'deteriorated' THEN 1 ELSE 0 END) AS deteriorated_n,
     CAST(SUM(CASE WHEN t1 IS NOT NULL THEN t0 END) AS DOUBLE) AS paired_sum_t0,
     CAST(SUM(t1) AS DOUBLE) AS paired_sum_t1,
+    CAST(SUM(CASE WHEN t1 IS NOT NULL THEN t0 * t0 END) AS DOUBLE) AS paired_sumsq_t0,
+    CAST(SUM(t1 * t1) AS DOUBLE) AS paired_sumsq_t1,
     CAST(SUM(t1 - t0) AS DOUBLE) AS sum_change,
     CAST(SUM((t1 - t0) * (t1 - t0)) AS DOUBLE) AS sumsq_change,
     CAST(SUM(CASE WHEN t1 IS NULL THEN t0 END) AS DOUBLE) AS dropouts_sum_t0"""

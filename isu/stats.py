@@ -105,6 +105,10 @@ STATISTICS = {
     "attrition_rate": Statistic("Andel bortfall", "Attrition rate", ("attrition_n", "t0_n", "paired_n")),
     "mean_t0": Statistic("Medelvärde före (T0), parade", "Mean at T0 (paired)"),
     "mean_t1": Statistic("Medelvärde efter (T1), parade", "Mean at T1 (paired)"),
+    "mean_t0_ci_low": Statistic("Medelvärde före, 95 % KI nedre", "Mean at T0, 95% CI lower"),
+    "mean_t0_ci_high": Statistic("Medelvärde före, 95 % KI övre", "Mean at T0, 95% CI upper"),
+    "mean_t1_ci_low": Statistic("Medelvärde efter, 95 % KI nedre", "Mean at T1, 95% CI lower"),
+    "mean_t1_ci_high": Statistic("Medelvärde efter, 95 % KI övre", "Mean at T1, 95% CI upper"),
     "mean_change": Statistic("Medelförändring (T1 − T0)", "Mean change (T1 − T0)"),
     "change_ci_low": Statistic("Medelförändring, 95 % KI nedre", "Mean change, 95% CI lower"),
     "change_ci_high": Statistic("Medelförändring, 95 % KI övre", "Mean change, 95% CI upper"),
@@ -138,12 +142,13 @@ def finish(cells: pl.DataFrame, level: float = 0.95) -> pl.DataFrame:
     col = lambda name: cells[name].cast(pl.Float64).to_numpy()
     n, t0n, att = col("paired_n"), col("t0_n"), col("attrition_n")
     mean_change, sd_change, lo, hi = mean_ci(n, col("sum_change"), col("sumsq_change"), level)
+    mean_t0, _, t0_lo, t0_hi = mean_ci(n, col("paired_sum_t0"), col("paired_sumsq_t0"), level)
+    mean_t1, _, t1_lo, t1_hi = mean_ci(n, col("paired_sum_t1"), col("paired_sumsq_t1"), level)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean_t0 = np.where(n > 0, col("paired_sum_t0") / n, np.nan)
         values = {
             "attrition_rate": np.where(t0n > 0, att / t0n, np.nan),
-            "mean_t0": mean_t0,
-            "mean_t1": np.where(n > 0, col("paired_sum_t1") / n, np.nan),
+            "mean_t0": mean_t0, "mean_t0_ci_low": t0_lo, "mean_t0_ci_high": t0_hi,
+            "mean_t1": mean_t1, "mean_t1_ci_low": t1_lo, "mean_t1_ci_high": t1_hi,
             "mean_change": mean_change, "change_ci_low": lo, "change_ci_high": hi,
             "d_z": d_z(n, mean_change, sd_change),
             "share_improved": np.where(n > 0, col("improved_n") / n, np.nan),

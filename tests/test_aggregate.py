@@ -8,11 +8,12 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats as sps
 from isu.schemas import code_list
 
 from isu import aggregate as agg
 from isu.errors import IsuError
-from isu.stats import classify_change, rci_s_diff
+from isu.stats import classify_change, finish, rci_s_diff
 from isu.store import connect
 
 RECORD_COLUMNS = ("municipality", "record_key", "client", "sex", "birth_year", "need_area", "intervention_code",
@@ -195,3 +196,20 @@ def test_age_band_parsing():
 def test_unknown_breakdown_dimension(small):
     with pytest.raises(IsuError, match="unknown"):
         agg.aggregate(small, agg.AggregationSpec(breakdowns=(agg.Breakdown("x", ("legal_basis",)),)))
+
+
+def test_mean_cis_agree_with_scipy(tmp_path):
+    """Means at T0 and T1 of the paired records, with t intervals, as scipy computes them from the raw values."""
+    con = random_store(tmp_path / "r.duckdb", n=400, seed=7)
+    cells = finish(agg.aggregate(con).outcome_cells)
+    rows = con.execute("""SELECT m0.value, m1.value FROM records r
+        JOIN measurements m0 ON m0.municipality = r.municipality AND m0.record_key = r.record_key AND m0.timepoint = 'T0'
+        JOIN measurements m1 ON m1.municipality = r.municipality AND m1.record_key = r.record_key AND m1.timepoint = 'T1'
+             AND m1.instrument = m0.instrument
+        WHERE r.ended_on IS NOT NULL AND m0.instrument = 'wellbeing10'""").fetchall()
+    total = cells.filter(period="all", geo_code="all", category="all", need_area="all", sex="all", age_band="all",
+                         instrument="wellbeing10").row(0, named=True)
+    for i, name in enumerate(("mean_t0", "mean_t1")):
+        x = np.array([r[i] for r in rows], dtype=float)
+        lo, hi = sps.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=sps.sem(x))
+        assert (total[name], total[f"{name}_ci_low"], total[f"{name}_ci_high"]) == pytest.approx((x.mean(), lo, hi))

@@ -64,7 +64,7 @@ def test_finish_statistics_and_undefined_cells():
     cells = pl.DataFrame({
         "t0_n": [8, 0], "paired_n": [5, 0], "attrition_n": [3, 0], "improved_n": [2, 0], "unchanged_n": [2, 0],
         "deteriorated_n": [1, 0], "paired_sum_t0": [15.0, None], "paired_sum_t1": [10.0, None],
-        "sum_change": [-5.0, None], "sumsq_change": [11.0, None], "dropouts_sum_t0": [9.0, None],
+        "paired_sumsq_t0": [47.0, None], "paired_sumsq_t1": [24.0, None], "sum_change": [-5.0, None], "sumsq_change": [11.0, None], "dropouts_sum_t0": [9.0, None],
     })
     out = stats.finish(cells)
     row = out.row(0, named=True)
@@ -75,4 +75,7 @@ def test_finish_statistics_and_undefined_cells():
     sd = math.sqrt((11 - 25 / 5) / 4)
     assert row["d_z"] == pytest.approx(-1 / sd * stats.hedges_correction(4))
     assert row["change_ci_low"] == pytest.approx(-1 - sps.t.ppf(0.975, 4) * sd / math.sqrt(5))
+    sd0, sd1 = math.sqrt((47 - 15 * 3) / 4), math.sqrt((24 - 10 * 2) / 4)
+    assert row["mean_t0_ci_low"] == pytest.approx(3 - sps.t.ppf(0.975, 4) * sd0 / math.sqrt(5))
+    assert row["mean_t1_ci_high"] == pytest.approx(2 + sps.t.ppf(0.975, 4) * sd1 / math.sqrt(5))
     assert all(v is None for k, v in out.row(1, named=True).items() if k in stats.STATISTICS)
