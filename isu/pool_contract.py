@@ -18,12 +18,15 @@ from .schemas.models import ContractModel, Intervention, Measurement
 from .schemas.rules import NotBefore, WithinInstrumentRange
 from .validate import ID_PATTERN_SQL, lit, q
 
-__all__ = ["KEY_COLUMNS", "Check", "Violation", "measurement_columns", "record_columns", "table_checks", "violations"]
+__all__ = ["KEY_COLUMNS", "Check", "Violation", "coded_columns", "measurement_columns", "record_columns",
+           "table_checks", "violations"]
 
 #: Identity of a record in a package and in the store.
 KEY_COLUMNS = ("municipality", "record_key")
 #: Free-form strings of the contract: must not carry anything shaped like a person id.
 _FREE_STRINGS = ("record_key", "intervention_code")
+#: Free-form strings that are codes all the same (a source system's short list of local codes).
+_LOCAL_CODES = ("intervention_code",)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,14 @@ def record_columns() -> tuple[str, ...]:
 
 def measurement_columns() -> tuple[str, ...]:
     return KEY_COLUMNS + tuple(measurement_fields())
+
+
+def coded_columns(table: str) -> tuple[str, ...]:
+    """The columns of package table ``table`` that hold codes (code lists, local codes): few
+    distinct values, so a reader can keep them dictionary-encoded as Parquet stores them."""
+    specs = record_fields() if table == "records" else measurement_fields()
+    keys = ("municipality",) if table == "measurements" else ()
+    return keys + tuple(n for n, s in specs.items() if s.kind == "code" or n in _LOCAL_CODES)
 
 
 def _lit(v: object) -> str:

@@ -9,7 +9,8 @@ leaves the workspace exactly as it was. A package already imported (same SHA-256
 nothing; one older than what the region holds for its municipalities is skipped as superseded.
 
 Packages are staged in chunks (Arrow tables tagged with the package's position) so that the
-checks and writes are a handful of set-wise statements per chunk, not per package.
+checks and writes are a handful of set-wise statements per chunk, not per package. A worker
+thread reads and checks the next chunk while the workspace's connection writes this one.
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
-from .pool_contract import KEY_COLUMNS, measurement_columns, record_columns, violations
+from .pool_contract import KEY_COLUMNS, coded_columns, measurement_columns, record_columns, violations
 from .pool_export import municipality_stats, workspace_fingerprint
 from .pool_package import TABLES, Package, open_package
 from .schemas import SCHEMA_VERSION
@@ -35,8 +37,8 @@ from .store import STORE_VERSION, transaction
 __all__ = ["ALREADY", "CHUNK_RECORDS", "IMPORTED", "SUPERSEDED", "import_packages"]
 
 IMPORTED, ALREADY, SUPERSEDED = "imported", "already imported", "superseded"
-#: Records staged in memory at once; a chunk is verified and written before the next is read.
-CHUNK_RECORDS = 2_000_000
+#: Records per chunk; two chunks are held in memory (one written while the next is read and checked).
+CHUNK_RECORDS = 1_000_000
 _COLUMNS = {"records": record_columns, "measurements": measurement_columns}
 _STAGE = {t: f"pool_stage_{t}" for t in TABLES}
 _STRINGS = (pa.string(), pa.large_string(), pa.string_view())
@@ -69,22 +71,41 @@ def _superseded(pkg: Package, held: dict[str, datetime]) -> bool:
     return all(newer)
 
 
+def _stage_schema(con: duckdb.DuckDBPyConnection, table: str) -> pa.Schema:
+    """The store's columns of ``table`` as Arrow, coded columns kept as dictionaries (as Parquet
+    stores them: decoding them to strings would be most of the cost of reading a member)."""
+    schema = con.sql(f"SELECT {', '.join(_COLUMNS[table]())} FROM {table} LIMIT 0").to_arrow_table().schema
+    coded = set(coded_columns(table))
+    return pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in coded else f for f in schema])
+
+
+def _stringy(t: pa.DataType) -> bool:
+    return t in _STRINGS or (pa.types.is_dictionary(t) and t.value_type in _STRINGS)
+
+
 def _read(pkg: Package, table: str, schema: pa.Schema, tag: int) -> pa.Table:
     """One member as Arrow, held to the manifest's row count and the store's columns and types."""
     entry = pkg.manifest.file(table)
     try:
-        data = pq.ParquetFile(pa.BufferReader(pkg.member(table))).read()
+        buf = pa.BufferReader(pkg.member(table))
+        names = set(pq.ParquetFile(buf).schema_arrow.names)
+        coded = [f.name for f in schema if pa.types.is_dictionary(f.type) and f.name in names]
+        data = pq.ParquetFile(buf, read_dictionary=coded).read()
     except (pa.ArrowException, OSError) as e:
         raise pkg.refuse(f"{entry.name} is not a readable Parquet file ({e})") from None
     if data.num_rows != entry.rows:
         raise pkg.refuse(f"{entry.name} has {data.num_rows} rows, the manifest says {entry.rows}")
     same = data.column_names == schema.names and all(
-        a.type == b.type or (a.type in _STRINGS and b.type in _STRINGS) for a, b in zip(data.schema, schema))
+        a.type == b.type or (_stringy(a.type) and _stringy(b.type)) for a, b in zip(data.schema, schema))
     if not same:
         raise pkg.refuse(f"{entry.name} does not have the contract's columns and types "
-                         f"({', '.join(f'{f.name} {f.type}' for f in schema)})")
+                         f"({', '.join(f'{f.name} {_value_type(f.type)}' for f in schema)})")
     data = data.cast(schema) if data.schema != schema else data
-    return data.append_column("_pkg", pa.array([tag] * data.num_rows, pa.int32()))
+    return data.append_column("_pkg", pa.array(np.full(data.num_rows, tag, np.int32)))
+
+
+def _value_type(t: pa.DataType) -> pa.DataType:
+    return t.value_type if pa.types.is_dictionary(t) else t
 
 
 def _verify(con: duckdb.DuckDBPyConnection, chunk: list[Package]) -> None:
@@ -144,14 +165,20 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[int, int, int]]:
 def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], started: datetime) -> list[dict]:
     """Replace the chunk's municipalities' rows (the latest package of each wins), log each package."""
     r, m = _STAGE["records"], _STAGE["measurements"]
-    counts = _counts(con)
+    codes = [code for pkg in chunk for code in pkg.manifest.codes]
+    held = {c for (c,) in con.execute("SELECT DISTINCT municipality FROM records UNION "
+                                      "SELECT DISTINCT municipality FROM measurements").fetchall()}.intersection(codes)
+    if held or len(set(codes)) < len(codes):
+        counts = _counts(con)
+    else:  # nothing to replace: every record is new (_read held each member to its manifest's rows)
+        counts = {tag: (pkg.manifest.file("records").rows, 0, 0) for tag, pkg in enumerate(chunk)}
     ids = [i for (i,) in con.execute(f"SELECT nextval('import_seq') FROM range({len(chunk)})").fetchall()]
     winners = {code: tag for tag, pkg in enumerate(chunk) for code in pkg.manifest.codes}  # later tags win
     con.complete()
     con.register("pool_stage_ids", pa.table({"_pkg": pa.array(range(len(chunk)), pa.int32()), "import_id": ids}))
     con.register("pool_stage_winners", pa.table({"municipality": list(winners),
                                                  "_pkg": pa.array(winners.values(), pa.int32())}))
-    for table in ("measurements", "records"):
+    for table in ("measurements", "records") if held else ():
         con.execute(f"DELETE FROM {table} WHERE municipality IN (SELECT municipality FROM pool_stage_winners)")
     rcols, mcols = ", ".join(record_columns()), ", ".join(measurement_columns())
     win = "JOIN pool_stage_winners w USING (_pkg, municipality)"
@@ -184,31 +211,64 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _import_chunk(con: duckdb.DuckDBPyConnection, chunk: list[Package], progress: Callable[[], None]) -> list[dict]:
+def _import_chunk(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: dict[str, pa.Table]) -> list[dict]:
+    """Write one chunk of verified packages from their staged tables."""
     started = _now()
-    cols = {t: ", ".join(_COLUMNS[t]()) for t in TABLES}
-    con.complete()  # DuckDB 2: sql() and register() wait for no pending result of execute()
-    schemas = {t: con.sql(f"SELECT {cols[t]} FROM {t} LIMIT 0").to_arrow_table().schema for t in TABLES}
-
-    def read(tag: int) -> dict[str, pa.Table]:
-        return {t: _read(chunk[tag], t, schemas[t], tag) for t in TABLES}
-
-    parts = []
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # Arrow and hashlib release the GIL
-        for part in pool.map(read, range(len(chunk))):  # in order: the first refusal is the first package's
-            parts.append(part)
-            progress()
-    staged = {t: pa.concat_tables([p[t] for p in parts]) for t in TABLES}
     try:
         for t in TABLES:
             con.register(_STAGE[t], staged[t])
-        _verify(con, chunk)
         return _apply(con, chunk, started)
     finally:
         with contextlib.suppress(duckdb.TransactionException):  # aborted: the rollback drops them anyway
             con.complete()
             for name in (*_STAGE.values(), "pool_stage_ids", "pool_stage_winners", "pool_stage_log", "pool_stage_meta"):
                 con.unregister(name)
+
+
+def _verified_chunks(con: duckdb.DuckDBPyConnection, packages: list[Package],
+                     progress: Callable[[], None]) -> Iterator[tuple[list[Package], dict[str, pa.Table]]]:
+    """Chunks of packages, each read and verified, with its staged tables (tagged ``_pkg``).
+
+    A worker thread reads and checks chunk k+1, with its own in-memory DuckDB, while the caller
+    writes chunk k (Arrow, hashlib and DuckDB release the GIL), so at most two chunks are held
+    in memory. Chunks come in order: the first refusal is the first package's.
+    """
+    con.complete()  # DuckDB 2: sql() waits for no pending result of execute()
+    schemas = {t: _stage_schema(con, t) for t in TABLES}
+    checker = duckdb.connect()
+    checker.execute("SET enable_progress_bar = false")
+    readers = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+
+    def stage(chunk: list[Package]) -> dict[str, pa.Table]:
+        parts = list(readers.map(lambda tag: {t: _read(chunk[tag], t, schemas[t], tag) for t in TABLES},
+                                 range(len(chunk))))
+        staged = {t: pa.concat_tables([p[t] for p in parts]) for t in TABLES}
+        for t in TABLES:
+            checker.register(_STAGE[t], staged[t])
+        try:
+            _verify(checker, chunk)
+        finally:
+            checker.complete()
+            for t in TABLES:
+                checker.unregister(_STAGE[t])
+        return staged
+
+    chunks = list(_chunks(packages))
+    stager = ThreadPoolExecutor(max_workers=1)
+    try:
+        ahead = stager.submit(stage, chunks[0]) if chunks else None
+        for k, chunk in enumerate(chunks):
+            staged = ahead.result()
+            ahead = stager.submit(stage, chunks[k + 1]) if k + 1 < len(chunks) else None
+            for _ in chunk:
+                progress()
+            yield chunk, staged
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+        stager.shutdown(wait=True)
+        readers.shutdown(wait=True, cancel_futures=True)
+        checker.close()
 
 
 def _chunks(packages: list[Package]) -> Iterable[list[Package]]:
@@ -233,7 +293,8 @@ def import_packages(
     ``key_fingerprint`` (from ``--key-file``) must match every package when given. Raises
     ``PackageError`` for the first package refused; then nothing at all was imported.
     """
-    packages = sorted((open_package(p) for p in paths), key=lambda p: p.manifest.created_at)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # hashlib releases the GIL
+        packages = sorted(pool.map(open_package, paths), key=lambda p: p.manifest.created_at)
     results: dict[int, dict] = {}
     done = 0
 
@@ -265,8 +326,8 @@ def import_packages(
             todo.append(i)
         if todo and workspace_fingerprint(con) is None:
             con.execute("INSERT INTO meta VALUES ('key_fingerprint', ?)", [fingerprint])
-        for chunk in _chunks([packages[i] for i in todo]):
-            for pkg, res in zip(chunk, _import_chunk(con, chunk, step)):
+        for chunk, staged in _verified_chunks(con, [packages[i] for i in todo], step):
+            for pkg, res in zip(chunk, _import_chunk(con, chunk, staged)):
                 results[first_of[pkg.sha256]] = res
         for i, pkg in enumerate(packages):  # listed twice in this command: the first one's import
             if results[i]["status"] == ALREADY and results[i]["import_id"] is None:
