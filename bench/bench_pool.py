@@ -5,9 +5,9 @@
 
 Packages are generated synthetically and fast (DuckDB writes each package's records and
 measurements Parquet directly, with realistic columns and movers between municipalities; not
-through the importer), then zipped with their manifest as ``isu pool export`` would. Timed, each
-as a whole process: ``isu pool import`` of all packages in one command (every check: SHA-256,
-manifest, contract, key fingerprint, one transaction) against a bare
+through the importer), rows in key order and zipped with their manifest as ``isu pool export``
+writes them. Timed, each as a whole process: ``isu pool import`` of all packages in one command
+(every check: SHA-256, manifest, contract, key fingerprint, one transaction) against a bare
 ``CREATE TABLE AS SELECT * FROM read_parquet(...)`` of the same Parquet files in a fresh DuckDB
 file. Target: ratio <= 2.0.
 """
@@ -56,7 +56,8 @@ def _records_sql(code: str, n: int, seed: int, people: int) -> str:
                CASE WHEN {h(10, 10)} < 8 THEN DATE '2021-01-01' + {h(9, 1200)} + 30 + {h(11, 300)} END AS ended_on,
                CASE WHEN {h(10, 10)} < 8 THEN {pick(code_list('end_reasons').codes, 12)} END AS end_reason,
                CASE WHEN {h(10, 10)} < 8 THEN {pick(code_list('goal_attainment').codes, 13)} END AS goal_attainment
-        FROM range({n}) t(i)"""
+        FROM range({n}) t(i)
+        ORDER BY record_key"""
 
 
 def _measurements_sql(records: Path) -> str:
@@ -66,7 +67,8 @@ def _measurements_sql(records: Path) -> str:
                CASE tp WHEN 'T0' THEN started_on ELSE ended_on END AS measured_on,
                (hash(record_key, tp) % 5)::DOUBLE AS value
         FROM {parquet_source(records)}, (VALUES ('T0'), ('T1')) v(tp)
-        WHERE tp = 'T0' OR ended_on IS NOT NULL"""
+        WHERE tp = 'T0' OR ended_on IS NOT NULL
+        ORDER BY municipality, record_key, timepoint, instrument"""
 
 
 def make_packages(folder: Path, packages: int, records: int, seed: int = 1) -> list[Path]:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
@@ -108,8 +109,9 @@ def _value_type(t: pa.DataType) -> pa.DataType:
     return t.value_type if pa.types.is_dictionary(t) else t
 
 
-def _verify(con: duckdb.DuckDBPyConnection, chunk: list[Package]) -> None:
-    """Contract, measurements' records, and manifest counts/periods, for all staged packages at once."""
+def _verify(con: duckdb.DuckDBPyConnection, chunk: list[Package], in_order: dict[str, set[int]]) -> None:
+    """Contract, measurements' records, unique keys and manifest counts/periods, for all staged
+    packages at once (``in_order``: per table, the packages whose keys were found strictly increasing)."""
     r, m = _STAGE["records"], _STAGE["measurements"]
     bad: dict[int, str] = {}
     for table in TABLES:
@@ -119,7 +121,8 @@ def _verify(con: duckdb.DuckDBPyConnection, chunk: list[Package]) -> None:
     for tag, n in con.execute(f"SELECT m._pkg, count(*) FROM {m} m ANTI JOIN {r} r ON {on} GROUP BY 1").fetchall():
         bad.setdefault(tag, f"{n} measurements belong to no record in the package")
     for table in TABLES:  # keys are unique in the store (no index holds them so: the writers do)
-        for tag in _repeated_keys(con, _STAGE[table], _KEYS[table]):
+        unsorted = sorted(set(range(len(chunk))) - in_order[table])
+        for tag in _repeated_keys(con, _STAGE[table], _KEYS[table], unsorted) if unsorted else ():
             bad.setdefault(tag, "it holds the same record or measurement twice (duplicate keys)")
     stats = municipality_stats(con, r, m, group="_pkg")
     for tag, pkg in enumerate(chunk):
@@ -130,10 +133,30 @@ def _verify(con: duckdb.DuckDBPyConnection, chunk: list[Package]) -> None:
         raise chunk[tag].refuse(bad[tag])
 
 
-def _repeated_keys(con: duckdb.DuckDBPyConnection, staged: str, keys: tuple[str, ...]) -> list[int]:
-    """Packages holding a key twice: rows grouped by a 64-bit hash of the key (several times
-    cheaper than grouping the strings), then the few rows of repeated hashes compared exactly."""
+def _strictly_increasing(data: pa.Table, keys: tuple[str, ...]) -> bool:
+    """True when every row's key is greater than the previous row's (byte order, column by
+    column), so no key occurs twice: how ``isu pool export`` writes its members. A NULL key or
+    any other order gives False (then the keys are checked by grouping)."""
+    n = data.num_rows
+    if n < 2:
+        return True
+    later = tie = None
+    for k in keys:
+        col = data.column(k).combine_chunks()
+        col = col.dictionary_decode() if pa.types.is_dictionary(col.type) else col
+        a, b = col.slice(1), col.slice(0, n - 1)
+        gt, eq = (pc.fill_null(f(a, b), False) for f in (pc.greater, pc.equal))
+        later = gt if later is None else pc.or_(later, pc.and_(tie, gt))
+        tie = eq if tie is None else pc.and_(tie, eq)
+    return pc.all(later).as_py()
+
+
+def _repeated_keys(con: duckdb.DuckDBPyConnection, staged: str, keys: tuple[str, ...], tags: list[int]) -> list[int]:
+    """Of the packages ``tags``, those holding a key twice: rows grouped by a 64-bit hash of the
+    key (several times cheaper than grouping the strings), then the few rows of repeated hashes
+    compared exactly."""
     k = ", ".join(keys)
+    staged = f"(SELECT * FROM {staged} WHERE _pkg IN ({', '.join(map(str, tags))}))"
     return [tag for (tag,) in con.execute(f"""
         WITH twice AS (SELECT _pkg, hash({k}) AS h FROM {staged} GROUP BY ALL HAVING count(*) > 1)
         SELECT DISTINCT _pkg FROM (SELECT s._pkg FROM {staged} s JOIN twice t ON s._pkg = t._pkg AND hash({k}) = t.h
@@ -239,14 +262,18 @@ def _verified_chunks(con: duckdb.DuckDBPyConnection, packages: list[Package],
     checker.execute("SET enable_progress_bar = false")
     readers = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
 
+    def read(pkg: Package, tag: int) -> dict[str, tuple[pa.Table, bool]]:
+        return {t: (data, _strictly_increasing(data, _KEYS[t]))
+                for t in TABLES for data in [_read(pkg, t, schemas[t], tag)]}
+
     def stage(chunk: list[Package]) -> dict[str, pa.Table]:
-        parts = list(readers.map(lambda tag: {t: _read(chunk[tag], t, schemas[t], tag) for t in TABLES},
-                                 range(len(chunk))))
-        staged = {t: pa.concat_tables([p[t] for p in parts]) for t in TABLES}
+        parts = list(readers.map(read, chunk, range(len(chunk))))
+        staged = {t: pa.concat_tables([p[t][0] for p in parts]) for t in TABLES}
+        in_order = {t: {tag for tag, p in enumerate(parts) if p[t][1]} for t in TABLES}
         for t in TABLES:
             checker.register(_STAGE[t], staged[t])
         try:
-            _verify(checker, chunk)
+            _verify(checker, chunk, in_order)
         finally:
             checker.complete()
             for t in TABLES:

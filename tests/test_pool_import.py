@@ -21,6 +21,7 @@ from test_pool_helpers import (
 
 from isu.errors import PackageError
 from isu.keys import new_key
+from isu.pool_import import _strictly_increasing
 from isu.pool import ALREADY, IMPORTED, SUPERSEDED, export_package, import_packages
 from isu.store import connect
 
@@ -208,12 +209,34 @@ def _edit(name, values_for):
     ("measurements", _edit("record_key", lambda t: ["ZZZ"] * t.num_rows), "belong to no record"),
     ("records", lambda t: pa.concat_tables([t, t.slice(0, 1)]), "duplicate keys"),
     ("measurements", lambda t: pa.concat_tables([t, t.slice(0, 1)]), "duplicate keys"),
+    ("records", lambda t: pa.concat_tables([t.slice(0, 1), t]), "duplicate keys"),  # in key order otherwise
+    ("measurements", lambda t: pa.concat_tables([t.slice(0, 1), t]), "duplicate keys"),
 ])
 def test_rows_that_break_the_contract_are_refused(world, region, tmp_path, table, edit, match):
     _, _, packages = world
     bad = repack(packages["2326"], tmp_path / "bad.zip", **{table: edit})
     msg = refused(region, [bad], match)
     assert not any(person_id(i) in msg or person_id(i)[2:] in msg for i in range(20))
+
+
+def test_keys_in_order_are_proven_unique_and_other_orders_are_grouped():
+    keys = ("municipality", "record_key", "timepoint")
+    t = pa.table({"municipality": pa.array(["2303", "2303", "2303", "2326"]).dictionary_encode(),
+                  "record_key": ["a", "a", "b", "a"], "timepoint": ["T0", "T1", "T0", "T0"]})
+    assert _strictly_increasing(t, keys)
+    assert _strictly_increasing(t.slice(0, 1), keys) and _strictly_increasing(t.slice(0, 0), keys)
+    assert not _strictly_increasing(pa.concat_tables([t.slice(0, 1), t]), keys)  # a key twice, side by side
+    assert not _strictly_increasing(t.take([1, 0, 2, 3]), keys)
+    with_null = t.set_column(2, "timepoint", pa.array(["T0", None, "T0", "T0"]))
+    assert not _strictly_increasing(with_null, keys)
+
+
+def test_a_package_whose_rows_are_not_in_key_order_is_imported(world, region, tmp_path):
+    _, _, packages = world
+    flipped = repack(packages["2326"], tmp_path / "flipped.zip",
+                     records=lambda t: t.take(list(range(t.num_rows))[::-1]),
+                     measurements=lambda t: t.take(list(range(t.num_rows))[::-1]))
+    assert run(region, [flipped])["imported"] == 1
 
 
 def test_a_municipality_outside_the_code_list_is_refused(world, region, tmp_path):
