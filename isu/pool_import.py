@@ -109,19 +109,22 @@ def _value_type(t: pa.DataType) -> pa.DataType:
     return t.value_type if pa.types.is_dictionary(t) else t
 
 
-def _verify(con: duckdb.DuckDBPyConnection, chunk: list[Package], in_order: dict[str, set[int]]) -> None:
+def _verify(con: duckdb.DuckDBPyConnection, chunk: list[Package], proven: dict[str, set[int]]) -> None:
     """Contract, measurements' records, unique keys and manifest counts/periods, for all staged
-    packages at once (``in_order``: per table, the packages whose keys were found strictly increasing)."""
+    packages at once. ``proven`` holds the packages the reader already cleared, per table (keys
+    strictly increasing, so unique) and under "belong" (every measurement's record is present)."""
     r, m = _STAGE["records"], _STAGE["measurements"]
     bad: dict[int, str] = {}
     for table in TABLES:
         for tag, v in violations(con, table, _STAGE[table], group="_pkg").items():
             bad.setdefault(tag, v.describe(f"{table}.parquet"))
     on = " AND ".join(f"r.{k} = m.{k}" for k in ("_pkg", *KEY_COLUMNS))
-    for tag, n in con.execute(f"SELECT m._pkg, count(*) FROM {m} m ANTI JOIN {r} r ON {on} GROUP BY 1").fetchall():
+    unproven = ", ".join(str(tag) for tag in range(len(chunk)) if tag not in proven["belong"])
+    for tag, n in con.execute(f"SELECT m._pkg, count(*) FROM {m} m ANTI JOIN {r} r ON {on} "
+                              f"WHERE m._pkg IN ({unproven}) GROUP BY 1").fetchall() if unproven else ():
         bad.setdefault(tag, f"{n} measurements belong to no record in the package")
     for table in TABLES:  # keys are unique in the store (no index holds them so: the writers do)
-        unsorted = sorted(set(range(len(chunk))) - in_order[table])
+        unsorted = sorted(set(range(len(chunk))) - proven[table])
         for tag in _repeated_keys(con, _STAGE[table], _KEYS[table], unsorted) if unsorted else ():
             bad.setdefault(tag, "it holds the same record or measurement twice (duplicate keys)")
     stats = municipality_stats(con, r, m, group="_pkg")
@@ -149,6 +152,15 @@ def _strictly_increasing(data: pa.Table, keys: tuple[str, ...]) -> bool:
         later = gt if later is None else pc.or_(later, pc.and_(tie, gt))
         tie = eq if tie is None else pc.and_(tie, eq)
     return pc.all(later).as_py()
+
+
+def _belong(records: pa.Table, measurements: pa.Table) -> bool:
+    """True when both tables hold one and the same municipality and no NULL key, and every
+    measurement's record_key is a record's (a hash lookup, not a join). False means not proven."""
+    munis = [t.column("municipality").unique() for t in (records, measurements)]
+    single = all(len(u) == 1 and u.null_count == 0 for u in munis) and munis[0].to_pylist() == munis[1].to_pylist()
+    keys = measurements.column("record_key")
+    return single and keys.null_count == 0 and pc.all(pc.is_in(keys, value_set=records.column("record_key"))).as_py()
 
 
 def _repeated_keys(con: duckdb.DuckDBPyConnection, staged: str, keys: tuple[str, ...], tags: list[int]) -> list[int]:
@@ -262,18 +274,19 @@ def _verified_chunks(con: duckdb.DuckDBPyConnection, packages: list[Package],
     checker.execute("SET enable_progress_bar = false")
     readers = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
 
-    def read(pkg: Package, tag: int) -> dict[str, tuple[pa.Table, bool]]:
-        return {t: (data, _strictly_increasing(data, _KEYS[t]))
-                for t in TABLES for data in [_read(pkg, t, schemas[t], tag)]}
+    def read(pkg: Package, tag: int) -> tuple[dict[str, pa.Table], dict[str, bool]]:
+        data = {t: _read(pkg, t, schemas[t], tag) for t in TABLES}
+        cleared = {t: _strictly_increasing(data[t], _KEYS[t]) for t in TABLES}
+        return data, {**cleared, "belong": _belong(data["records"], data["measurements"])}
 
     def stage(chunk: list[Package]) -> dict[str, pa.Table]:
         parts = list(readers.map(read, chunk, range(len(chunk))))
-        staged = {t: pa.concat_tables([p[t][0] for p in parts]) for t in TABLES}
-        in_order = {t: {tag for tag, p in enumerate(parts) if p[t][1]} for t in TABLES}
+        staged = {t: pa.concat_tables([data[t] for data, _ in parts]) for t in TABLES}
+        proven = {what: {tag for tag, (_, cleared) in enumerate(parts) if cleared[what]} for what in parts[0][1]}
         for t in TABLES:
             checker.register(_STAGE[t], staged[t])
         try:
-            _verify(checker, chunk, in_order)
+            _verify(checker, chunk, proven)
         finally:
             checker.complete()
             for t in TABLES:

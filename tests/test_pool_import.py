@@ -21,7 +21,7 @@ from test_pool_helpers import (
 
 from isu.errors import PackageError
 from isu.keys import new_key
-from isu.pool_import import _strictly_increasing
+from isu.pool_import import _belong, _strictly_increasing
 from isu.pool import ALREADY, IMPORTED, SUPERSEDED, export_package, import_packages
 from isu.store import connect
 
@@ -229,6 +229,18 @@ def test_keys_in_order_are_proven_unique_and_other_orders_are_grouped():
     assert not _strictly_increasing(t.take([1, 0, 2, 3]), keys)
     with_null = t.set_column(2, "timepoint", pa.array(["T0", None, "T0", "T0"]))
     assert not _strictly_increasing(with_null, keys)
+
+
+def test_measurements_are_proven_to_belong_only_for_one_municipality_without_null_keys():
+    def table(munis, keys):
+        return pa.table({"municipality": pa.array(munis).dictionary_encode(), "record_key": keys})
+
+    records = table(["2303"] * 3, ["a", "b", "c"])
+    assert _belong(records, table(["2303"] * 3, ["a", "a", "c"]))
+    assert not _belong(records, table(["2303"] * 2, ["a", "d"]))
+    assert not _belong(records, table(["2303"] * 2, ["a", None]))
+    assert not _belong(records, table(["2326"], ["a"]))  # another municipality: left to the join
+    assert not _belong(table(["2303", "2326"], ["a", "a"]), table(["2303"], ["a"]))
 
 
 def test_a_package_whose_rows_are_not_in_key_order_is_imported(world, region, tmp_path):
