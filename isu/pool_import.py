@@ -207,7 +207,7 @@ def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], started: dateti
         counts = _counts(con)
     else:  # nothing to replace: every record is new (_read held each member to its manifest's rows)
         counts = {tag: (pkg.manifest.file("records").rows, 0, 0) for tag, pkg in enumerate(chunk)}
-    ids = [i for (i,) in con.execute(f"SELECT nextval('import_seq') FROM range({len(chunk)})").fetchall()]
+    ids = sorted(i for (i,) in con.execute(f"SELECT nextval('import_seq') FROM range({len(chunk)})").fetchall())
     winners = {code: tag for tag, pkg in enumerate(chunk) for code in pkg.manifest.codes}  # later tags win
     con.complete()
     con.register("pool_stage_ids", pa.table({"_pkg": pa.array(range(len(chunk)), pa.int32()), "import_id": ids}))
@@ -216,10 +216,13 @@ def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], started: dateti
     for table in ("measurements", "records") if held else ():
         con.execute(f"DELETE FROM {table} WHERE municipality IN (SELECT municipality FROM pool_stage_winners)")
     rcols, mcols = ", ".join(record_columns()), ", ".join(measurement_columns())
-    win = "JOIN pool_stage_winners w USING (_pkg, municipality)"
-    # a municipality's rows come from one package (its winner), whose keys _verify found unique
-    con.execute(f"INSERT INTO records ({rcols}, import_id) SELECT {rcols}, i.import_id FROM {r} "
-                f"JOIN pool_stage_ids i USING (_pkg) {win}")
+    # a municipality's rows come from one package (its winner), whose keys _verify found unique;
+    # the joins are left out when they would keep every row (the cheaper plan for most chunks)
+    win = "" if len(codes) == len(set(codes)) else "JOIN pool_stage_winners w USING (_pkg, municipality)"
+    contiguous = ids == list(range(ids[0], ids[0] + len(ids)))
+    import_id = f"_pkg + {ids[0]}" if contiguous else "i.import_id"
+    ids_join = "" if contiguous else "JOIN pool_stage_ids i USING (_pkg)"
+    con.execute(f"INSERT INTO records ({rcols}, import_id) SELECT {rcols}, {import_id} FROM {r} {ids_join} {win}")
     con.execute(f"INSERT INTO measurements ({mcols}) SELECT {mcols} FROM {m} {win}")
     finished = _now()
     log, meta, results = [], {}, []
@@ -249,13 +252,17 @@ def _now() -> datetime:
 def _import_chunk(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: dict[str, pa.Table]) -> list[dict]:
     """Write one chunk of verified packages from their staged tables."""
     started = _now()
+    [(order,)] = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
     try:
         for t in TABLES:
             con.register(_STAGE[t], staged[t])
+        # the store promises no row order, and inserts that need not keep it run in parallel
+        con.execute("SET preserve_insertion_order = false")
         return _apply(con, chunk, started)
     finally:
         with contextlib.suppress(duckdb.TransactionException):  # aborted: the rollback drops them anyway
             con.complete()
+            con.execute(f"SET preserve_insertion_order = {str(order).lower()}")
             for name in (*_STAGE.values(), "pool_stage_ids", "pool_stage_winners", "pool_stage_log", "pool_stage_meta"):
                 con.unregister(name)
 
