@@ -197,12 +197,15 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[int, int, int]]:
     return {tag: (int(a), int(b), int(c)) for tag, a, b, c in rows}
 
 
-def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], started: datetime) -> list[dict]:
-    """Replace the chunk's municipalities' rows (the latest package of each wins), log each package."""
+def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], started: datetime, present: set[str]) -> list[dict]:
+    """Replace the chunk's municipalities' rows (the latest package of each wins), log each package.
+
+    ``present``: the municipalities the workspace holds rows of; the chunk's are added.
+    """
     r, m = _STAGE["records"], _STAGE["measurements"]
     codes = [code for pkg in chunk for code in pkg.manifest.codes]
-    held = {c for (c,) in con.execute("SELECT DISTINCT municipality FROM records UNION "
-                                      "SELECT DISTINCT municipality FROM measurements").fetchall()}.intersection(codes)
+    held = present.intersection(codes)
+    present.update(codes)
     if held or len(set(codes)) < len(codes):
         counts = _counts(con)
     else:  # nothing to replace: every record is new (_read held each member to its manifest's rows)
@@ -249,7 +252,8 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _import_chunk(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: dict[str, pa.Table]) -> list[dict]:
+def _import_chunk(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: dict[str, pa.Table],
+                  present: set[str]) -> list[dict]:
     """Write one chunk of verified packages from their staged tables."""
     started = _now()
     [(order,)] = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
@@ -258,7 +262,7 @@ def _import_chunk(con: duckdb.DuckDBPyConnection, chunk: list[Package], staged: 
             con.register(_STAGE[t], staged[t])
         # the store promises no row order, and inserts that need not keep it run in parallel
         con.execute("SET preserve_insertion_order = false")
-        return _apply(con, chunk, started)
+        return _apply(con, chunk, started, present)
     finally:
         with contextlib.suppress(duckdb.TransactionException):  # aborted: the rollback drops them anyway
             con.complete()
@@ -279,6 +283,8 @@ def _verified_chunks(con: duckdb.DuckDBPyConnection, packages: list[Package],
     schemas = {t: _stage_schema(con, t) for t in TABLES}
     checker = duckdb.connect()
     checker.execute("SET enable_progress_bar = false")
+    if os.environ.get("ISU_MEMORY_LIMIT"):  # as the workspace's connection (isu.store.connect)
+        checker.execute(f"SET memory_limit = '{os.environ['ISU_MEMORY_LIMIT']}'")
     readers = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
 
     def read(pkg: Package, tag: int) -> tuple[dict[str, pa.Table], dict[str, bool]]:
@@ -373,8 +379,10 @@ def import_packages(
             todo.append(i)
         if todo and workspace_fingerprint(con) is None:
             con.execute("INSERT INTO meta VALUES ('key_fingerprint', ?)", [fingerprint])
+        present = {c for (c,) in con.execute("SELECT DISTINCT municipality FROM records UNION "
+                                             "SELECT DISTINCT municipality FROM measurements").fetchall()}
         for chunk, staged in _verified_chunks(con, [packages[i] for i in todo], step):
-            for pkg, res in zip(chunk, _import_chunk(con, chunk, staged)):
+            for pkg, res in zip(chunk, _import_chunk(con, chunk, staged, present)):
                 results[first_of[pkg.sha256]] = res
         for i, pkg in enumerate(packages):  # listed twice in this command: the first one's import
             if results[i]["status"] == ALREADY and results[i]["import_id"] is None:
