@@ -314,3 +314,18 @@ def test_chunks_give_the_same_result_as_one_transaction(world, tmp_path, monkeyp
     strip = lambda s: [{k: v for k, v in p.items() if k != "import_id"} for p in s["packages"]]
     assert strip(a) == strip(b)
     assert [p["records_removed"] for p in b["packages"] if p["package"] == str(newer)] == [14]
+
+
+def test_a_refusal_in_a_later_chunk_undoes_the_chunks_already_written(world, region, tmp_path, monkeypatch):
+    import isu.pool_import
+
+    _, _, packages = world
+    bad = repack(packages["2326"], tmp_path / "bad.zip",
+                 records=lambda t: set_column(t, "sex", ["X"] * t.num_rows))
+    good = [p for code, p in packages.items() if code != "2326"]
+    monkeypatch.setattr(isu.pool_import, "CHUNK_RECORDS", 20)  # one or two packages per chunk
+    written = []
+    apply = isu.pool_import._apply
+    monkeypatch.setattr(isu.pool_import, "_apply", lambda *a: written.append(1) or apply(*a))
+    refused(region, [*good, bad], "sex is not a code")
+    assert written  # earlier chunks had been written inside the transaction, then rolled back
