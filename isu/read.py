@@ -146,11 +146,12 @@ def register_transcoded(con, src: Source, name: str = "_isu_src") -> str:
     return name
 
 
-def release_transcoded(con) -> None:
-    """Forget the in-memory file of ``register_transcoded`` (DuckDB keeps one such filesystem per
-    database, and another connection to it could not register its own)."""
+def release_transcoded(con, name: str = "_isu_src") -> None:
+    """Forget the view of ``register_transcoded`` (and with it the in-memory file). The in-memory
+    filesystem itself stays registered: DuckDB 2 reads every later in-memory file through it, and
+    unregistering it made the next transcoded import of the process fail."""
     with contextlib.suppress(Exception):
-        con.unregister_filesystem("DUCKDB_INTERNAL_OBJECTSTORE")
+        con.unregister(name)
 
 
 def read_xlsx(path: Path, sheet: str | int | None, *, header_only: bool = False):

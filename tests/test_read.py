@@ -72,6 +72,19 @@ def test_cp1252_bytes_0x80_to_0x9f_decoded(ws):
             (code, "substance_outpatient", "income")]
 
 
+def test_two_cp1252_c1_imports_on_one_connection(ws, tmp_path):
+    """Each transcoded file goes through DuckDB's in-memory filesystem; releasing the first must not
+    break the second (DuckDB 2 did, when the filesystem itself was unregistered)."""
+    code = "ÖV€"
+    profile = _profile_with_categories(ws.dir, {code: "substance_outpatient"})
+    with ws.connect() as con:
+        for i in (1, 2):
+            p = write_csv(tmp_path / f"c1_{i}.csv", [wide_row(i, intervention_code=code, **SWEDISH)], encoding="cp1252")
+            r = import_file(con, p, profile=str(profile), key=ws.key)
+            assert (r.rows_read, r.rows_accepted) == (1, 1), r.errors_by_type
+        assert con.execute("SELECT count(*) FROM records").fetchone() == (2,)
+
+
 def test_cp1252_byte_0x80_only_late_in_a_large_file(ws):
     """Detection must read the whole file, not its first chunk: here € sits in the last row, past 5 MB."""
     code = "ÖV€"
