@@ -32,6 +32,7 @@ __all__ = [
     "CELL_KEYS",
     "CROSS_DIMS",
     "DEFAULT_BREAKDOWNS",
+    "NO_T0",
     "RESULT_GROUPS",
     "RESULT_MEASURES",
     "AgeBand",
@@ -39,6 +40,7 @@ __all__ = [
     "AggregationSpec",
     "Breakdown",
     "aggregate",
+    "outcome_groups",
     "parse_age_bands",
 ]
 
@@ -54,6 +56,9 @@ RESULT_GROUPS = {
 RESULT_MEASURES = {"all": "t0_n", "paired": "paired_n", "no_t1": "attrition_n", "improved": "improved_n",
                    "unchanged": "unchanged_n", "deteriorated": "deteriorated_n"}
 DEFAULT_AGE_BANDS = "0-17,18-24,25-44,45-64,65+"
+#: Codes of the joint ``outcome`` dimension: a record's leaf is NO_T0 or ``instrument|result`` per
+#: baseline instrument (several joined by JOIN); the group ``instrument|<RESULT_GROUPS key>`` sums them.
+NO_T0, SEP, JOIN = "none", "|", "+"
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class Aggregates:
     geo_levels: dict[str, str]                      # geo code → municipality / county / pool / all
     records_inner: pl.DataFrame                     # leaf dims + goal + n
     outcomes_inner: pl.DataFrame                    # leaf dims + instrument + result + n
+    inner: pl.DataFrame                             # leaf dims + goal + outcome + n (one row per record's leaf)
     records_cells: pl.DataFrame                     # CELL_KEYS + records, clients (every margin)
     outcome_cells: pl.DataFrame                     # CELL_KEYS + instrument + counts and sums
     spec: AggregationSpec
@@ -134,7 +140,7 @@ def _leaf_sql(spec: AggregationSpec) -> list[str]:
                COALESCE(goal_attainment, 'not_assessed') AS goal
         FROM records WHERE ended_on IS NOT NULL"""
     out = f"""CREATE OR REPLACE TEMP TABLE _isu_out AS
-        SELECT r.period, r.geo_code, r.category, r.need_area, r.sex, r.age_band, m0.instrument,
+        SELECT r.municipality, r.record_key, r.period, r.geo_code, r.category, r.need_area, r.sex, r.age_band, m0.instrument,
                CAST(m0.value AS DECIMAL(18, 6)) AS t0, CAST(m1.value AS DECIMAL(18, 6)) AS t1,
                CASE WHEN m1.value IS NULL THEN 'no_t1'
                     WHEN (m1.value - m0.value) * i.direction / i.s_diff > {RCI_Z} THEN 'improved'
@@ -145,7 +151,14 @@ def _leaf_sql(spec: AggregationSpec) -> list[str]:
         JOIN _isu_instr i ON i.code = m0.instrument
         LEFT JOIN measurements m1 ON m1.municipality = r.municipality AND m1.record_key = r.record_key
                                  AND m1.timepoint = 'T1' AND m1.instrument = m0.instrument"""
-    return [rec, out]
+    # one outcome leaf per record: 'none' (no baseline), or 'instrument|result' per baseline instrument joined by '+'
+    joint = f"""CREATE OR REPLACE TEMP TABLE _isu_joint AS
+        SELECT r.period, r.geo_code, r.category, r.need_area, r.sex, r.age_band, r.goal, COALESCE(o.leaf, '{NO_T0}') AS outcome
+        FROM _isu_rec r LEFT JOIN (SELECT municipality, record_key,
+                                          string_agg(instrument || '{SEP}' || result, '{JOIN}' ORDER BY instrument) AS leaf
+                                   FROM _isu_out GROUP BY municipality, record_key) o
+          ON o.municipality = r.municipality AND o.record_key = r.record_key"""
+    return [rec, out, joint]
 
 
 def _instrument_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -156,6 +169,8 @@ def _instrument_table(con: duckdb.DuckDBPyConnection) -> None:
     for code in sorted(used):
         if code not in instruments:
             raise IsuError(f"instrument {code!r} in the store is not in the code list instruments.csv; add it there")
+        if SEP in code or JOIN in code:
+            raise IsuError(f"instrument code {code!r} may not contain {SEP!r} or {JOIN!r}; rename it in instruments.csv")
         r = instruments.row(code)
         try:
             s_diff = rci_s_diff(float(r["reference_sd"]), float(r["reliability"]))
@@ -205,7 +220,35 @@ def _hierarchies(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, dict[str, fr
     groups |= {d: flat(present(d)) for d in CROSS_DIMS}
     groups["instrument"] = flat(present("instrument", "_isu_out"), with_all=False)
     groups["result"] = dict(RESULT_GROUPS)
+    groups["outcome"], rename = outcome_groups(groups["instrument"], present("outcome", "_isu_joint"))
+    for old, new in rename.items():
+        con.execute("UPDATE _isu_joint SET outcome = ? WHERE outcome = ?", [new, old])
     return groups, levels
+
+
+def outcome_groups(instruments, leaves: list[str]) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+    """The joint ``outcome`` dimension: records (``all``), records without a baseline (NO_T0), and per
+    instrument and result group (``severity04|paired``) the leaves with that instrument's result in it.
+
+    Every ``instrument|result`` leaf exists even without data (stable codes; zeros are published). A
+    record with several baseline instruments has a combined leaf (``a|improved+b|no_t1``); a single
+    leaf that such a combination also contains is renamed (``a|improved|1``) so that the group code
+    ``a|improved`` can sum both. Returns the groups and that renaming (old → new leaf code).
+    """
+    atomic = [r for r, g in RESULT_GROUPS.items() if g == {r}]
+    singles = {f"{i}{SEP}{r}" for i in instruments for r in atomic}
+    combos = sorted(x for x in leaves if JOIN in x)
+    in_combos = {part for c in combos for part in c.split(JOIN)}
+    rename = {x: f"{x}{SEP}1" for x in sorted(singles & in_combos)}
+    all_leaves = sorted({NO_T0, *(rename.get(x, x) for x in singles), *combos})
+    groups: dict[str, frozenset[str]] = {x: frozenset({x}) for x in all_leaves}
+    for i in instruments:
+        for name, results in RESULT_GROUPS.items():
+            parts = {f"{i}{SEP}{r}" for r in results}
+            members = {x for x in all_leaves if x.removesuffix(f"{SEP}1") in parts or (JOIN in x and parts & set(x.split(JOIN)))}
+            groups[f"{i}{SEP}{name}"] = frozenset(members)
+    groups["all"] = frozenset(all_leaves)
+    return groups, rename
 
 
 def _map_table(con: duckdb.DuckDBPyConnection, name: str, groups: dict[str, frozenset[str]]) -> None:
@@ -274,16 +317,19 @@ def aggregate(con: duckdb.DuckDBPyConnection, spec: AggregationSpec | None = Non
                                 + order((*CELL_KEYS, "goal"))).pl()
         outcomes_inner = con.sql(f"SELECT {leaf}, instrument, result, COUNT(*) AS n FROM _isu_out "
                                  f"GROUP BY {leaf}, instrument, result " + order((*CELL_KEYS, "instrument", "result"))).pl()
+        inner = con.sql(f"SELECT {leaf}, goal, outcome, COUNT(*) AS n FROM _isu_joint GROUP BY {leaf}, goal, outcome "
+                        + order((*CELL_KEYS, "goal", "outcome"))).pl()
         records_cells = con.sql(_cells_sql("_isu_rec", ("client",), "COUNT(*) AS records, COUNT(DISTINCT client) AS clients",
                                            spec.breakdowns) + " " + order(CELL_KEYS)).pl()
         outcome_cells = con.sql(_cells_sql("_isu_out", ("t0", "t1", "result"), OUTCOME_SUMS, spec.breakdowns, ("instrument",)) + " "
                                 + order((*CELL_KEYS, "instrument"))).pl()
     finally:
-        for t in ("_isu_rec", "_isu_out", "_isu_instr", "_isu_pmap", "_isu_gmap"):
+        for t in ("_isu_rec", "_isu_out", "_isu_joint", "_isu_instr", "_isu_pmap", "_isu_gmap"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     ints = [c for c in outcome_cells.columns if c.endswith("_n")]
     outcome_cells = outcome_cells.with_columns(pl.col(ints).cast(pl.Int64))
     records_inner = records_inner.with_columns(pl.col("n").cast(pl.Int64))
     outcomes_inner = outcomes_inner.with_columns(pl.col("n").cast(pl.Int64))
+    inner = inner.with_columns(pl.col("n").cast(pl.Int64))
     records_cells = records_cells.with_columns(pl.col("records", "clients").cast(pl.Int64))
-    return Aggregates(groups, levels, records_inner, outcomes_inner, records_cells, outcome_cells, spec)
+    return Aggregates(groups, levels, records_inner, outcomes_inner, inner, records_cells, outcome_cells, spec)

@@ -2,17 +2,18 @@
 
 Why it is shaped like this:
 
-* Linked tables in one engine call. Every table about records (by category, need area, sex × age)
-  goes to one suppression call with a ``goal`` dimension (``records`` = all goal levels); every
-  outcome table goes to a second call with ``instrument`` and a ``result`` dimension whose leaves are
-  ``no_t1``, ``improved``, ``unchanged``, ``deteriorated`` (``t0_n`` and ``paired_n`` are its margins).
-  So every linear relation between published counts of one kind is inside one call.
-* Across the two calls, ``records`` equals Σ ``t0_n`` over instruments wherever each record has one
-  baseline instrument (with one instrument: the same number twice). Wherever that sum holds in the
-  data and exactly one member of it is hidden, its smallest shown member is forced hidden too and the
-  call concerned reruns with every cell it hid before forced: the hidden set only grows, so the loop
-  ends (a few rounds in practice). Hiding every member instead cascades into hidden national totals.
-  ``link_check`` then verifies, as part of the audit, that no such sum has exactly one hidden member. Forced cells are published as ``secondary``.
+* Every table in one engine call. Its inner cells are the records' leaves: period × municipality ×
+  the breakdowns × goal level × ``outcome``, where a record's outcome leaf is ``none`` (no baseline
+  measurement) or its result on its baseline instrument (``severity04|improved``; several instruments
+  give one combined leaf). The records tables break down ``goal``; the outcome tables break down
+  ``outcome``, whose groups give ``t0_n`` (``severity04|all``), ``paired_n`` and the result counts
+  per instrument, and ``no_t0_n`` (``none``). So the relation between the two kinds of table,
+  records = Σ t0_n over instruments + no_t0_n (exact wherever no record has two baseline
+  instruments), is a linear identity over the engine's inner cells: every certificate respects it,
+  and no hidden cell can be recomputed through it. (Earlier versions ran two calls and forced cells
+  where the relation exposed one; that guarded single hidden members, not every linear
+  combination.) ``link_check`` re-verifies, as part of the audit, that no such sum has exactly one
+  hidden member.
 * Totals are kept where possible: every period × geography total (records; per instrument t0_n and
   paired_n) is passed to the engine as ``keep``, so certificates avoid them and an LP finds a cycle of
   small cells instead (see :mod:`isu.suppress`). Without it the demo hid even the national totals.
@@ -43,7 +44,10 @@ from isu import __version__
 from isu.aggregate import (
     CELL_KEYS,
     CROSS_DIMS,
+    JOIN,
+    NO_T0,
     RESULT_MEASURES,
+    SEP,
     Aggregates,
     AggregationSpec,
     aggregate,
@@ -58,7 +62,6 @@ __all__ = ["Plan", "PublicationResult", "assemble", "audit_summary", "link_check
 
 PUB_COLUMNS = ("publication_id", "table_name", *DIM_COLUMNS, "measure", "value", "status")
 HIDDEN = ("primary", "secondary")
-MAX_LINK_ROUNDS = 20
 
 
 @dataclass
@@ -72,41 +75,37 @@ class PublicationResult:
 
 @dataclass
 class Plan:
-    """Suppression outcome of both engine calls plus the audit reports (before anything is written)."""
+    """Suppression outcome of the engine call plus the audit reports (before anything is written)."""
 
-    records: pl.DataFrame   # engine cells of the records tables
-    outcomes: pl.DataFrame  # engine cells of the outcome tables
-    audits: dict            # engine audit per call, plus "link" (records = Σ t0_n check)
-    rounds: int
+    cells: pl.DataFrame     # engine cells of all tables
+    audits: dict            # engine audit ("joint"), plus "link" once assembled
     seconds: dict
 
 
-def _calls(a: Aggregates):
-    """Engine inputs per call: inner cells over the dimensions some table breaks down, and the tables."""
+def _call(a: Aggregates):
+    """Engine input: the joint inner cells (leaf dims + goal + outcome) and every table of both kinds."""
     bd = a.spec.breakdowns
     keys = ["period", "geo_code", *(d for d in CROSS_DIMS if any(d in b.dims for b in bd))]
-
-    def call(inner: pl.DataFrame, extra: list[str], prefix: str):
-        names = [*keys, *extra]
-        inner = inner.group_by(names).agg(pl.col("n").sum()).sort(names)
-        tables = [(f"{prefix}_{b.name}", ["period", "geo_code", *b.dims, *extra]) for b in bd]
-        return inner, [Dimension(n, a.groups[n]) for n in names], tables
-
-    return {"records": call(a.records_inner, ["goal"], "records"),
-            "outcomes": call(a.outcomes_inner, ["instrument", "result"], "outcomes")}
+    names = [*keys, "goal", "outcome"]
+    inner = a.inner.group_by(names).agg(pl.col("n").sum()).sort(names)
+    tables = [(f"{kind}_{b.name}", ["period", "geo_code", *b.dims, extra])
+              for kind, extra in (("records", "goal"), ("outcomes", "outcome")) for b in bd]
+    return inner, [Dimension(n, a.groups[n]) for n in names], tables
 
 
-def _keep(dims: list[Dimension], name: str) -> pl.DataFrame:
+def _keep(dims: list[Dimension]) -> pl.DataFrame:
     """Cells to keep published where any certificate can avoid them: every period × geography total
-    (records of all goal levels; per instrument, records with a baseline and paired records)."""
+    (records; per instrument, records with a baseline and paired records)."""
     by = {d.name: d for d in dims}
     frame = _ranked(by["period"]).join(_ranked(by["geo_code"]), how="cross")
     # the more aggregated, the later given up: nation and all periods last (priority 4^rank, 1..256)
     frame = frame.select("period", "geo_code", priority=4.0 ** (pl.col("period_rank") + pl.col("geo_code_rank")))
-    if name == "outcomes":
-        frame = frame.join(pl.DataFrame({"instrument": sorted(by["instrument"].groups)}), how="cross").join(
-            pl.DataFrame({"result": ["all", "paired"]}), how="cross")
-    return frame
+    totals = ["all", *(f"{i}{SEP}{r}" for i in sorted(_instruments(by["outcome"])) for r in ("all", "paired"))]
+    return frame.join(pl.DataFrame({"outcome": totals}), how="cross")
+
+
+def _instruments(outcome: Dimension) -> set[str]:
+    return {c.split(SEP)[0] for c in outcome.groups if SEP in c and JOIN not in c}
 
 
 def _ranked(d: Dimension) -> pl.DataFrame:
@@ -116,80 +115,46 @@ def _ranked(d: Dimension) -> pl.DataFrame:
     return pl.DataFrame({d.name: sorted(rank), f"{d.name}_rank": [rank[c] for c in sorted(rank)]})
 
 
-def _links(rec: pl.DataFrame, out: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Record cells whose count equals Σ t0_n over instruments (r), their t0_n cells (o), per link counts."""
+def _links(rec: pl.DataFrame, out: pl.DataFrame) -> pl.DataFrame:
+    """Record cells whose count equals Σ t0_n over instruments + records without a baseline (which holds
+    exactly where no record of the cell has two baseline instruments), with their hidden members."""
     keys = [c for c in CELL_KEYS if c in rec.columns]
     hid = pl.col("status").is_in(HIDDEN)
-    r = rec.filter(pl.col("goal") == "all").select(*keys, r_value="value", r_hidden=hid).unique(keys)
-    o = out.filter(pl.col("result") == "all").select(*keys, "instrument", o_value="value", o_hidden=hid).unique(
-        [*keys, "instrument"])
-    og = o.group_by(keys).agg(t0_sum=pl.col("o_value").sum(),
-                              o_hidden_n=(pl.col("o_hidden") & (pl.col("o_value") > 0)).sum())
+    r = rec.filter(pl.col("measure") == "records").select(*keys, r_value="value_true", r_hidden=hid)
+    o = out.filter(pl.col("measure").is_in(["t0_n", "no_t0_n"])).select(*keys, o_value="value_true", o_hidden=hid)
+    og = o.group_by(keys).agg(t0_sum=pl.col("o_value").sum(), o_hidden_n=(pl.col("o_hidden") & (pl.col("o_value") > 0)).sum())
     links = r.join(og, on=keys).filter((pl.col("r_value") == pl.col("t0_sum")) & (pl.col("r_value") > 0))
-    links = links.with_columns(hidden_n=pl.col("o_hidden_n") + pl.col("r_hidden").cast(pl.UInt32))
-    return r, o, links
-
-
-def _link_forcing(rec: pl.DataFrame, out: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cells to force hidden: in every link with exactly one hidden member, its smallest shown non-zero
-    member (ties: a t0_n cell before the records cell), so that no link has a lone hidden member."""
-    keys = [c for c in CELL_KEYS if c in rec.columns]
-    r, o, links = _links(rec, out)
-    lone = links.filter(pl.col("hidden_n") == 1).select(keys)
-    members = pl.concat([
-        r.join(lone, on=keys).filter(~pl.col("r_hidden")).select(*keys, instrument=pl.lit(None, pl.String),
-                                                                   value="r_value", rank=pl.lit(1)),
-        o.join(lone, on=keys).filter(~pl.col("o_hidden") & (pl.col("o_value") > 0)).select(
-            *keys, "instrument", value="o_value", rank=pl.lit(0))])
-    pick = members.sort([*keys, "value", "rank", "instrument"], nulls_last=True).unique(keys, keep="first")
-    force_r = pick.filter(pl.col("instrument").is_null()).select(*keys, goal=pl.lit("all"))
-    force_o = pick.filter(pl.col("instrument").is_not_null()).select(*keys, "instrument", result=pl.lit("all"))
-    return force_r, force_o
+    return links.with_columns(hidden_n=pl.col("o_hidden_n") + pl.col("r_hidden").cast(pl.UInt32))
 
 
 def link_check(rec: pl.DataFrame, out: pl.DataFrame) -> dict:
-    """Independent check of the cross-call relation: no link may have exactly one hidden member."""
-    _, _, links = _links(rec, out)
-    return {"relation": "records = sum of t0_n over instruments", "links": links.height,
+    """Independent check of the relation between the records and outcome tables (one engine call
+    protects it by construction): no link may have exactly one hidden member.
+    ``rec``/``out``: long cells (``measure``, ``value_true``, ``status``) of records and outcome tables."""
+    links = _links(rec, out)
+    return {"relation": "records = sum of t0_n over instruments + no_t0_n", "links": links.height,
             "with_hidden": int((links["hidden_n"] > 0).sum()), "disclosed": int((links["hidden_n"] == 1).sum())}
 
 
 def plan(a: Aggregates, k: int, *, lp_max_cells: int = 2000, municipal_insiders: bool = False) -> Plan:
-    """Run both engine calls until the cross-call link is consistent, then audit both.
+    """One engine call over the records and outcome tables together, then its audit.
 
     ``municipal_insiders`` tells the engine that each municipality knows its own cells (regional
     publications), so no hidden cell of another may be recomputable with that knowledge.
     """
-    calls = _calls(a)
-    contributor = "geo_code" if municipal_insiders else None
-    forced: dict[str, pl.DataFrame | None] = {"records": None, "outcomes": None}
-    keep = {name: _keep(dims, name) for name, (_, dims, _) in calls.items()}
-    res, dirty, t0 = {}, set(calls), time.perf_counter()
-    for rounds in range(1, MAX_LINK_ROUNDS + 1):
-        for name in sorted(dirty):
-            inner, dims, tables = calls[name]
-            res[name] = suppress(inner, dims, tables, value="n", k=k, contributor=contributor, forced=forced[name],
-                                 keep=keep[name])
-        extra = dict(zip(("records", "outcomes"), _link_forcing(res["records"].cells, res["outcomes"].cells)))
-        dirty = {name for name, f in extra.items() if not f.is_empty()}
-        if not dirty:
-            break
-        for name in dirty:  # keep every hidden cell hidden and add the new ones: the hidden set only grows
-            dim_cols = [d.name for d in calls[name][1]]
-            hidden = res[name].cells.filter(pl.col("status").is_in(HIDDEN)).select(dim_cols)
-            forced[name] = pl.concat([hidden, extra[name].select(dim_cols)]).unique().sort(dim_cols)
-    else:
-        raise RuntimeError("records/t0_n link did not settle; this is a bug in isu.publish")
+    inner, dims, tables = _call(a)
+    t0 = time.perf_counter()
+    res = suppress(inner, dims, tables, value="n", k=k, contributor="geo_code" if municipal_insiders else None,
+                   keep=_keep(dims))
     t1 = time.perf_counter()
-    audits = {name: audit(res[name], lp_max_cells=lp_max_cells) for name in calls}
-    audits["link"] = link_check(res["records"].cells, res["outcomes"].cells)
+    audits = {"joint": audit(res, lp_max_cells=lp_max_cells)}
     seconds = {"suppress": round(t1 - t0, 3), "audit": round(time.perf_counter() - t1, 3)}
-    return Plan(res["records"].cells, res["outcomes"].cells, audits, rounds, seconds)
+    return Plan(res.cells, audits, seconds)
 
 
 def _long(cells: pl.DataFrame, measure: pl.Expr, instrument: pl.Expr, levels: dict[str, str], k: int) -> pl.DataFrame:
     """Engine cells → pub_cells rows. Status is re-derived: 1..k−1 is primary, any other hidden cell
-    (the engine's secondary ones and the cells forced by the records/t0_n link) is secondary."""
+    is secondary. ``value_true`` keeps the count for the link check (dropped before anything is written)."""
     hidden = pl.col("status").is_in(HIDDEN)
     status = (pl.when(pl.col("value").is_between(1, k - 1)).then(pl.lit("primary"))
               .when(hidden).then(pl.lit("secondary")).otherwise(pl.lit("shown")))
@@ -197,7 +162,8 @@ def _long(cells: pl.DataFrame, measure: pl.Expr, instrument: pl.Expr, levels: di
         table_name="table", period="period", geo_level=pl.col("geo_code").replace_strict(levels, return_dtype=pl.String),
         geo_code="geo_code", **{d: pl.col(d) if d in cells.columns else pl.lit("all") for d in CROSS_DIMS},
         instrument=instrument, measure=measure,
-        value=pl.when(hidden).then(None).otherwise(pl.col("value")).cast(pl.Float64), status=status)
+        value=pl.when(hidden).then(None).otherwise(pl.col("value")).cast(pl.Float64), status=status,
+        value_true=pl.col("value"))
 
 
 def _clients(rec_long: pl.DataFrame, a: Aggregates, k: int) -> pl.DataFrame:
@@ -214,7 +180,7 @@ def _clients(rec_long: pl.DataFrame, a: Aggregates, k: int) -> pl.DataFrame:
 def _statistics(out_long: pl.DataFrame, a: Aggregates, k: int) -> pl.DataFrame:
     """One row per outcome cell and statistic; status from the counts it depends on."""
     keys = ["table_name", *DIM_COLUMNS]
-    counts = out_long.pivot(on="measure", index=keys, values=["value", "status"])
+    counts = out_long.filter(pl.col("instrument") != "all").pivot(on="measure", index=keys, values=["value", "status"])
     raw = a.outcome_cells.select(*CELL_KEYS, "instrument", *(pl.col(m).alias(f"raw_{m}") for m in RESULT_MEASURES.values()))
     stats = finish(a.outcome_cells).select(*CELL_KEYS, "instrument", *STATISTICS)
     j = counts.join(raw, on=[*CELL_KEYS, "instrument"], how="left").join(stats, on=[*CELL_KEYS, "instrument"], how="left")
@@ -234,12 +200,29 @@ def _statistics(out_long: pl.DataFrame, a: Aggregates, k: int) -> pl.DataFrame:
     return long.with_columns(value=pl.when(pl.col("status") == "shown").then(pl.col("raw"))).select(*PUB_COLUMNS[1:])
 
 
+def _outcome_codes(codes: list[str]) -> pl.DataFrame:
+    """Outcome codes published as (instrument, measure): ``i|r`` per instrument and result group, and
+    records without a baseline. The total (the records count itself, published in the records tables),
+    combined leaves of records with several instruments and renamed single leaves are not published."""
+    rows = [(NO_T0, "all", "no_t0_n")]
+    for c in codes:
+        parts = c.split(SEP)
+        if len(parts) == 2 and JOIN not in c and parts[1] in RESULT_MEASURES:
+            rows.append((c, parts[0], RESULT_MEASURES[parts[1]]))
+    return pl.DataFrame(rows, schema={"outcome": pl.String, "instrument": pl.String, "measure": pl.String}, orient="row")
+
+
 def assemble(a: Aggregates, p: Plan, k: int) -> pl.DataFrame:
-    """pub_cells rows (without publication_id) from the aggregation and the suppression plan."""
+    """pub_cells rows (without publication_id) from the aggregation and the suppression plan; records
+    the link check in ``p.audits``."""
     goal = pl.when(pl.col("goal") == "all").then(pl.lit("records")).otherwise(pl.lit("goal_") + pl.col("goal") + pl.lit("_n"))
-    rec = _long(p.records, goal, pl.lit("all"), a.geo_levels, k)
-    out = _long(p.outcomes, pl.col("result").replace_strict(RESULT_MEASURES, return_dtype=pl.String), pl.col("instrument"),
-                a.geo_levels, k)
+    engine = p.cells
+    rec = _long(engine.filter(pl.col("table").str.starts_with("records_")), goal, pl.lit("all"), a.geo_levels, k)
+    codes = _outcome_codes(sorted(a.groups["outcome"]))
+    out_cells = engine.filter(pl.col("table").str.starts_with("outcomes_")).join(codes, on="outcome", how="inner")
+    out = _long(out_cells, pl.col("measure"), pl.col("instrument"), a.geo_levels, k)
+    p.audits["link"] = link_check(rec, out)
+    rec, out = rec.drop("value_true"), out.drop("value_true")
     cells = pl.concat([rec, _clients(rec, a, k), out, _statistics(out, a, k)])
     return cells.sort("table_name", *DIM_COLUMNS, "measure")
 
@@ -266,7 +249,7 @@ def audit_summary(cells: pl.DataFrame, p: Plan, k: int, created_at: datetime) ->
             **{s: int(counts.get(s, 0)) for s in ("shown", "primary", "secondary", "na")},
             "disclosed": sum(int(r.get("disclosed", 0)) for r in p.audits.values()),
             "narrowest_interval": _narrowest({n: r for n, r in p.audits.items() if n != "link"}),
-            "tables": by_table, "link_rounds": p.rounds, "seconds": p.seconds, "checks": p.audits}
+            "tables": by_table, "seconds": p.seconds, "checks": p.audits}
 
 
 def _write(con: duckdb.DuckDBPyConnection, cells: pl.DataFrame, summary: dict, k: int, created_at: datetime,
@@ -320,11 +303,11 @@ def publish(con_or_path: duckdb.DuckDBPyConnection | str | Path, *, k: int = 5, 
             raise IsuError("nothing to publish: the workspace holds no ended follow-up records; import data first")
         p = plan(a, k, lp_max_cells=lp_max_cells, municipal_insiders=municipal_insiders)
         p.seconds = {"aggregate": aggregate_seconds, **p.seconds}
+        cells = assemble(a, p, k)
         disclosed = {name: rep.get("disclosed", 0) for name, rep in p.audits.items()}
         if any(disclosed.values()):
             raise DisclosureError(f"audit found {sum(disclosed.values())} hidden cell(s) recomputable from published "
                                   f"cells ({disclosed}); nothing was published. Report this as a bug")
-        cells = assemble(a, p, k)
         created_at = (now or datetime.now()).replace(microsecond=0)
         summary = audit_summary(cells, p, k, created_at)
         pid, rows, files = _write(con, cells, summary, k, created_at, Path(out) if out is not None else None, fmt)

@@ -131,6 +131,7 @@ COUNT_LABELS = {
     "t0_n": ("Antal med mätning före (T0)", "Records with a T0 measurement"),
     "paired_n": ("Antal med mätning före och efter (T0 och T1)", "Records with T0 and T1 (paired n)"),
     "attrition_n": ("Bortfall: T0 men ingen T1", "Attrition: T0 but no T1"),
+    "no_t0_n": ("Antal utan mätning före (T0) på något instrument", "Records with no T0 measurement on any instrument"),
     "improved_n": ("Antal reliabelt förbättrade", "Reliably improved"),
     "unchanged_n": ("Antal oförändrade", "Unchanged"),
     "deteriorated_n": ("Antal reliabelt försämrade", "Reliably deteriorated"),

@@ -5,6 +5,7 @@ import json
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import openpyxl
 import polars as pl
 import pytest
@@ -158,26 +159,87 @@ def test_link_records_and_t0_consistent(tmp_path):
     assert result.audit["checks"]["link"]["disclosed"] == 0 and result.audit["checks"]["link"]["links"] == nonzero.height
 
 
-def test_link_forcing_rule():
+def test_link_check_rule():
+    """records = Σ t0_n + no_t0_n: a link with exactly one hidden member gives that member back."""
     keys = {"period": ["2024"] * 2, "geo_code": ["0120", "0126"], "category": ["all"] * 2, "need_area": ["all"] * 2,
             "sex": ["all"] * 2, "age_band": ["all"] * 2}
-    rec = pl.DataFrame({**keys, "goal": ["all"] * 2, "value": [9, 7], "status": ["secondary", "shown"]})
-    out = pl.DataFrame({k: v * 2 for k, v in keys.items()} | {
-        "instrument": ["a", "a", "b", "b"], "result": ["all"] * 4, "value": [4, 7, 5, 0],
-        "status": ["shown", "shown", "shown", "shown"]})
-    force_r, force_o = pub._link_forcing(rec, out)
-    assert force_r.is_empty()  # 0126: nothing hidden
-    assert force_o.select("geo_code", "instrument").rows() == [("0120", "a")]  # 0120: its smallest shown member
+    rec = pl.DataFrame({**keys, "measure": ["records"] * 2, "value_true": [9, 7], "status": ["secondary", "shown"]})
+    out = pl.DataFrame({k: v * 3 for k, v in keys.items()} | {
+        "measure": ["t0_n", "t0_n", "t0_n", "t0_n", "no_t0_n", "no_t0_n"], "value_true": [4, 7, 5, 0, 0, 0],
+        "status": ["shown"] * 6})
     assert pub.link_check(rec, out)["disclosed"] == 1  # 0120: records hidden alone
+    assert pub.link_check(rec, out)["links"] == 2
     assert pub.link_check(rec.with_columns(status=pl.lit("shown")), out)["disclosed"] == 0
-    settled = out.with_columns(status=pl.when((pl.col("geo_code") == "0120") & (pl.col("instrument") == "a"))
+    settled = out.with_columns(status=pl.when((pl.col("geo_code") == "0120") & (pl.col("value_true") == 4))
                                .then(pl.lit("secondary")).otherwise(pl.col("status")))
     assert pub.link_check(rec, settled)["disclosed"] == 0  # two hidden members: no lone one left
-    assert all(f.is_empty() for f in pub._link_forcing(rec, settled))
-    # a lone hidden t0_n: the records cell is forced only when it is the smallest shown member
-    lone_o = out.with_columns(status=pl.when(pl.col("value") == 5).then(pl.lit("primary")).otherwise(pl.col("status")))
-    force_r, force_o = pub._link_forcing(rec.with_columns(status=pl.lit("shown")), lone_o)
-    assert force_r.is_empty() and force_o.select("geo_code", "instrument").rows() == [("0120", "a")]
+    # records without a baseline break the equality: no link
+    assert pub.link_check(rec, out.with_columns(value_true=pl.col("value_true") + 1))["links"] == 0
+
+
+def _joint_attack(a, cells: pl.DataFrame, instruments: tuple[str, ...]) -> list:
+    """An LP attacker over the records and outcome tables together, written here: it knows the
+    hierarchies and that each record has at most one baseline instrument, so one unknown per period ×
+    municipality × category × goal × outcome (no baseline, or an instrument's result)."""
+    from scipy.optimize import linprog
+    from scipy.sparse import csr_matrix
+
+    results = ("no_t1", "improved", "unchanged", "deteriorated")
+    outcome = {"none": 0, **{(i, r): 1 + n for n, (i, r) in enumerate((i, r) for i in instruments for r in results)}}
+    leaf = {d: sorted(c for c, g in a.groups[d].items() if g == {c}) for d in ("period", "geo_code", "category", "goal")}
+    shape = [len(leaf[d]) for d in leaf] + [len(outcome)]
+    size = int(np.prod(shape))
+    idx = np.arange(size).reshape(shape)
+    by_measure = {"records": list(outcome.values()), "no_t0_n": [0]}
+    for i in instruments:
+        for m, rs in (("t0_n", results), ("paired_n", results[1:]), ("attrition_n", ("no_t1",)),
+                      ("improved_n", ("improved",)), ("unchanged_n", ("unchanged",)), ("deteriorated_n", ("deteriorated",))):
+            by_measure[(m, i)] = [outcome[(i, r)] for r in rs]
+
+    def columns(row) -> np.ndarray:
+        sel = [[leaf[d].index(x) for x in sorted(a.groups[d][row[d]])] for d in ("period", "geo_code", "category")]
+        m = row["measure"]
+        if m.startswith("goal_"):
+            goals, outs = [leaf["goal"].index(m[5:-2])], by_measure["records"]
+        else:
+            goals = list(range(len(leaf["goal"])))
+            outs = by_measure[m] if m in by_measure else by_measure[(m, row["instrument"])]
+        return idx[np.ix_(*sel, goals, outs)].ravel()
+
+    def matrix(rows) -> csr_matrix:
+        cols = [columns(r) for r in rows]
+        ptr = np.cumsum([0] + [len(c) for c in cols])
+        return csr_matrix((np.ones(ptr[-1]), np.concatenate(cols), ptr), shape=(len(rows), size))
+
+    shown = cells.filter(pl.col("status") == "shown")
+    a_eq, b_eq = matrix(shown.rows(named=True)), shown["value"].to_numpy()
+    hidden = cells.filter(pl.col("status").is_in(["primary", "secondary"])).rows(named=True)
+    found = []
+    for row, c in zip(hidden, matrix(hidden)):
+        c = c.toarray().ravel()
+        lo = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+        hi = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+        assert lo.status == 0, lo.message
+        if hi.status == 0 and -hi.fun - lo.fun < 1e-7:
+            found.append((row["table_name"], row["period"], row["geo_code"], row["category"], row["measure"], row["instrument"]))
+    return found
+
+
+def test_one_call_protects_records_and_outcomes_together(tmp_path):
+    """Named attack across linked tables: records = Σ t0_n + no_t0_n ties the records tables to the
+    outcome tables; an LP over both (the attacker knows that relation) recovers no hidden cell."""
+    instruments = ("severity04", "wellbeing10")
+    con = random_store(tmp_path / "w.duckdb", n=80, municipalities=JAMTLAND[:2], instruments=instruments)
+    spec = AggregationSpec(period="year", breakdowns=(Breakdown("category", ("category",)),))
+    result = pub.publish(con, k=K, spec=spec, lp_max_cells=0)
+    a = aggregate(con, spec)
+    counts = ["records", "no_t0_n", "t0_n", "paired_n", "attrition_n", "improved_n", "unchanged_n", "deteriorated_n"]
+    c = result.cells.filter(pl.col("measure").is_in(counts) | (pl.col("measure").str.starts_with("goal_")))
+    c = c.unique(["period", "geo_code", "category", "measure", "instrument"]).sort(pl.all())
+    assert c.filter(pl.col("status").is_in(["primary", "secondary"])).height > 10
+    assert c.filter(pl.col("measure") == "no_t0_n").height > 0
+    assert result.audit["checks"]["link"]["disclosed"] == 0
+    assert _joint_attack(a, c, instruments) == []
 
 
 def test_disclosure_publishes_nothing(tmp_path, monkeypatch):
@@ -211,7 +273,7 @@ def test_deterministic_with_lp_audit(tmp_path):
     path = tmp_path / "w.duckdb"
     _tiny(path)
     runs = [pub.publish(path, k=K, out=tmp_path / f"out{i}", spec=SMALL, lp_max_cells=400) for i in (1, 2)]
-    assert runs[0].audit["checks"]["outcomes"]["lp"]["ran"]
+    assert runs[0].audit["checks"]["joint"]["lp"]["ran"]
     assert runs[0].audit["narrowest_interval"]["kind"] == "lp" and runs[0].audit["narrowest_interval"]["width"] > 0
     a, b = (r.cells.drop("publication_id") for r in runs)
     assert a.equals(b)
@@ -228,7 +290,7 @@ def test_deterministic_with_lp_audit(tmp_path):
 def test_municipal_insiders(tmp_path):
     _tiny(tmp_path / "w.duckdb")
     result = pub.publish(tmp_path / "w.duckdb", k=K, spec=SMALL, lp_max_cells=0, municipal_insiders=True)
-    rank = result.audit["checks"]["outcomes"]["rank_test"]
+    rank = result.audit["checks"]["joint"]["rank_test"]
     assert rank["ran"] and rank["insiders"] >= 2 and result.audit["disclosed"] == 0
 
 
