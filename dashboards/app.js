@@ -63,10 +63,12 @@
 
   /* Rows. No filter: the total, then one row per intervention and one per need area (two groups
      under bold headers). An intervention: its total, then its need areas where published crossed;
-     a need area likewise; both: that one combination. Rows without any published cell are left out. */
+     a need area likewise; both: that one combination. Rows without any published cell are left out,
+     and so are rows where the chosen instrument was published as never used (t0_n = 0): there is
+     nothing to hide there, so ".." would wrongly suggest secrecy. */
   function rows() {
     var cats = M.dims.categories, needs = M.dims.needs, out = [];
-    function has(r) { return outcome(r) || general(r); }
+    function has(r) { var o = outcome(r); return o ? o("t0_n") !== 0 : !!general(r); }
     function group(title, list) {
       var members = list.filter(has);
       if (members.length && title) out.push({header: true, label: "<b>" + title + "</b>"});
