@@ -5,7 +5,8 @@ Why it is shaped like this:
 * Every table in one engine call. Its inner cells are the records' leaves: period × municipality ×
   the breakdowns × goal level × ``outcome``, where a record's outcome leaf is ``none`` (no baseline
   measurement) or its result on its baseline instrument (``severity04|improved``; several instruments
-  give one combined leaf). The records tables break down ``goal``; the outcome tables break down
+  give one combined leaf, which only its instruments' groups publish: the engine is told that
+  no table shows it, so it is neither shown nor protected). The records tables break down ``goal``; the outcome tables break down
   ``outcome``, whose groups give ``t0_n`` (``severity04|all``), ``paired_n`` and the result counts
   per instrument, and ``no_t0_n`` (``none``). So the relation between the two kinds of table,
   records = Σ t0_n over instruments + no_t0_n (exact wherever no record has two baseline
@@ -144,8 +145,9 @@ def plan(a: Aggregates, k: int, *, lp_max_cells: int = 2000, municipal_insiders:
     """
     inner, dims, tables = _call(a)
     t0 = time.perf_counter()
+    published = set(_outcome_codes(sorted(a.groups["outcome"]))["outcome"]) | {"all"}
     res = suppress(inner, dims, tables, value="n", k=k, contributor="geo_code" if municipal_insiders else None,
-                   keep=_keep(dims))
+                   keep=_keep(dims), unpublished={"outcome": sorted(set(a.groups["outcome"]) - published)})
     t1 = time.perf_counter()
     audits = {"joint": audit(res, lp_max_cells=lp_max_cells)}
     seconds = {"suppress": round(t1 - t0, 3), "audit": round(time.perf_counter() - t1, 3)}

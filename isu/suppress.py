@@ -4,7 +4,7 @@ API (generic; knows nothing of the store)::
 
     suppress(inner, dims, tables, *, value="n", k=5, contributor=None, forced=None,
              weights="sqrt", singletons=True, box_width=12, polish=1000, onesided=False,
-             keep=None) -> SuppressionResult
+             keep=None, unpublished=None) -> SuppressionResult
     audit(result, *, lp_max_cells=2000, rank_max_unknowns=1500, insider_rank_max=30) -> dict  # isu.audit
 
 * ``inner``: one row per leaf cell (a leaf code in every ``Dimension`` column) with a non-negative
@@ -21,6 +21,10 @@ API (generic; knows nothing of the store)::
   model, within an iteration budget) looks for a general cycle of positive inner cells that avoids them.
   Without it, sparse linked tables lose their totals: one single-cell box hides every margin up to
   the grand total, which then costs nothing to use again. A kept cell that is small is still primary.
+* ``unpublished``: {dimension: codes} that no table publishes: a cell with such a code is neither
+  shown nor protected (free for certificates to change, left out of ``cells`` and so of the audit).
+  Such codes exist only so that groups can sum them, e.g. the leaf of a record measured on two
+  instruments, which each instrument's group contains.
 * ``weights``: cost of hiding a cell, to minimise in total: ``"sqrt"`` (1 + √count, default: few
   and small suppressions), ``"balanced"`` (1 + √count + (count / 20k)²: large margins and totals
   become very costly, so boxes that avoid them win; a hidden zero costs 3k, as each one can demand
@@ -73,6 +77,8 @@ from isu.suppress_plan import Insiders, Plan
 __all__ = ["STATUS", "Dimension", "SuppressionResult", "audit", "suppress"]
 
 STATUS = ("shown", "primary", "secondary")
+#: Engine status of a cell with an unpublished code (never in the result's cells).
+UNPUBLISHED = 3
 
 
 @dataclass
@@ -168,7 +174,8 @@ def _costs(values: np.ndarray, weights: str | Callable, k: int, zeros: bool = Fa
 def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str, list[str]]], *, value: str = "n",
              k: int = 5, contributor: str | None = None, forced: pl.DataFrame | None = None,
              weights: str | Callable = "sqrt", singletons: bool = True, box_width: int = 12,
-             polish: int = 1000, onesided: bool = False, keep: pl.DataFrame | None = None) -> SuppressionResult:
+             polish: int = 1000, onesided: bool = False, keep: pl.DataFrame | None = None,
+             unpublished: dict[str, list[str]] | None = None) -> SuppressionResult:
     """Primary + secondary suppression of all ``tables`` in one consistent pattern (see module doc)."""
     t0 = time.perf_counter()
     if k < 1:
@@ -179,10 +186,13 @@ def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str,
     status = np.zeros(model.n_cells, dtype=np.int8)
     status[(vals >= 1) & (vals < k)] = 1
     status[_cell_ids(model, forced)] = 1
+    hidden_codes = _unpublished(model, unpublished)
+    status[hidden_codes] = UNPUBLISHED
     primaries = np.flatnonzero(status == 1)
     base = _costs(vals.astype(np.float64), weights, k, onesided)
     kept, keep_cost = _keep_costs(model, keep, primaries)
     base[kept] = np.maximum(base[kept], keep_cost)
+    base[hidden_codes] = 0.0
     cost = base.copy()
     cost[primaries] = 0.0
     search = BoxSearch(model, cost, len(model.contributors), box_width, onesided)
@@ -193,10 +203,28 @@ def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str,
     plan.polish(polish)
     certs = plan.certificates()
     return SuppressionResult(
-        cells=_cells_frame(model, status), certificates=_cert_frame(model, certs), k=k, n_cells=model.n_cells,
+        cells=_cells_frame(model, status), certificates=_cert_frame(model, certs), k=k,
+        n_cells=int((status != UNPUBLISHED).sum()),
         primary=int((status == 1).sum()), secondary=int((status == 2).sum()), seconds=time.perf_counter() - t0,
         inner=inner, dims=list(dims), tables=[(n, list(t)) for n, t in tables], value=value, contributor=contributor,
         singletons=singletons, forced=forced)
+
+
+def _unpublished(model: Model, codes: dict[str, list[str]] | None) -> np.ndarray:
+    """Canonical ids of the cells with a code that no table publishes."""
+    mask = np.zeros(model.n_cells, dtype=bool)
+    for name, values in (codes or {}).items():
+        (j,) = [i for i, d in enumerate(model.dims) if d.name == name] or [None]
+        if j is None:
+            raise IsuError(f"unpublished codes name an unknown dimension {name!r}")
+        d = model.dims[j]
+        unknown = sorted(set(values) - set(d.codes))
+        if unknown:
+            raise IsuError(f"unpublished codes {unknown[:5]} are not codes of dimension {name!r}")
+        if d.total >= 0 and d.codes[d.total] in set(values):
+            raise IsuError(f"the total of dimension {name!r} cannot be unpublished")
+        mask |= np.isin(model.cell_codes[:, j], [d.index[c] for c in values])
+    return np.flatnonzero(mask)
 
 
 def _cells_frame(model: Model, status: np.ndarray) -> pl.DataFrame:
@@ -204,6 +232,7 @@ def _cells_frame(model: Model, status: np.ndarray) -> pl.DataFrame:
     labels = pl.Series(STATUS)
     for t in model.tables:
         ids = t.canon.ravel()
+        ids = ids[status[ids] != UNPUBLISHED]
         cols = {"table": pl.Series([t.name]).gather(np.zeros(len(ids), dtype=np.int64))}
         for j, d in enumerate(model.dims):
             cols[d.name] = pl.Series(d.codes).gather(model.cell_codes[ids, j])

@@ -259,6 +259,13 @@ class BoxSearch:
             if self.lp is None:
                 self.lp = LPCertificates(self)
             found = None if self.lp.exhausted else self.lp.certificate(h, forbid)
+            if (found is None or float(self.cost[found[2]].sum()) >= KEEP) and not self.lp.wide_exhausted:
+                # still through a cell to keep: look one dimension further (cycles across goal levels
+                # and outcomes of the same records need leaves two steps away)
+                wider = self.lp.certificate(h, forbid, reach=self.lp.reach + 1)
+                price = (lambda f: float(self.cost[f[2]].sum()))
+                if wider is not None and (found is None or price(wider) < price(found)):
+                    found = wider
             if found is not None and (best is None or float(self.cost[found[2]].sum()) < best[0]):
                 return found
         if best is not None:

@@ -13,7 +13,10 @@ HiGHS returns a vertex; its z is scaled to integers and its effect recomputed ex
 (:meth:`isu.suppress_box.BoxSearch.effect`), so rounding can only hide more, never claim a
 certificate that does not hold. Each LP only uses the inner cells near h (sharing h's codes in all but
 ``reach`` dimensions) and HiGHS gets an iteration limit per LP and a budget of iterations per engine
-call, so the LP stays a repair for hard cells, not the main search. Limits count simplex iterations,
+call, so the LP stays a repair for hard cells, not the main search. When the LP's best certificate
+still goes through a cell to keep, one LP with a reach one larger is tried, on a budget of its own:
+with goal levels and outcomes as separate dimensions of the same records, the cheap cycles often
+leave h's group in two dimensions at once. Limits count simplex iterations,
 not seconds: a time limit made the publication depend on how busy the machine was (an LP cut off
 under load hid the national totals), and the same store must always give the same output.
 """
@@ -34,6 +37,14 @@ MAX_DENOMINATOR = 64
 #: Simplex iterations per LP (the demo's hardest LPs need about 3,500) and per engine call (~0.2 ms each).
 MAX_ITERATIONS = 20_000
 BUDGET = 150_000
+#: Work per engine call (simplex iterations × non-zeros of the LP, which tracks its time at ~6 ns a
+#: unit) for LPs one dimension wider, tried when the ordinary LP's certificate still goes through a
+#: cell to keep. In the regional sample they keep every pool total published (80 LPs: 2.6e8 units,
+#: 1.6 s); over the whole demo each takes ~40 s (~7e9 units), so the budget allows about three there.
+WIDE_WORK = 2e10
+#: Work one wider LP may take (its iteration limit is this over its size): the demo's largest
+#: would otherwise run 100 s for one certificate.
+WIDE_LP_WORK = 1.5e9
 
 
 def _integral(z: np.ndarray) -> np.ndarray | None:
@@ -71,28 +82,39 @@ class LPCertificates:
         self.iterations = 0
         self.seconds = 0.0
         self.budget = budget
+        self.wide_work = 0.0
+        self.wide_budget = WIDE_WORK
         self.max_iterations = max_iterations
 
     @property
     def exhausted(self) -> bool:
         return self.iterations >= self.budget
 
-    def _near(self, h: int, forbid: set[int]) -> np.ndarray:
+    @property
+    def wide_exhausted(self) -> bool:
+        """The wider LPs (one more dimension of reach) have a budget of their own, counted in work
+        (iterations × size: a few huge LPs cost as much time as many small ones), so that they never
+        use up the budget of the ordinary ones."""
+        return self.wide_work >= self.wide_budget
+
+    def _near(self, h: int, forbid: set[int], reach: int | None = None) -> np.ndarray:
         """Positive leaves whose coordinates lie in h's group in all but ``reach`` dimensions."""
         m, s = self.s.m, self.s
         coords = m.leaf_coords[: s.npos]
         outside = np.zeros(s.npos, dtype=np.int64)
         for j, (d, c) in enumerate(zip(m.dims, m.cell_codes[h])):
             outside += ~d.mem[c][coords[:, j]]
-        leaves = np.flatnonzero(outside <= self.reach)
+        leaves = np.flatnonzero(outside <= (self.reach if reach is None else reach))
         leaves = leaves[~s.forbidden_leaves(leaves, forbid)]
         if len(leaves) > self.max_leaves:  # keep the nearest ones, those under h first
             leaves = leaves[np.argsort(outside[leaves], kind="stable")[: self.max_leaves]]
         return np.sort(leaves)
 
-    def certificate(self, h: int, forbid: set[int]):
-        """(leaves, z, cells, δ) of an LP certificate for h avoiding ``forbid``, or None."""
-        leaves = self._near(h, forbid)
+    def certificate(self, h: int, forbid: set[int], reach: int | None = None):
+        """(leaves, z, cells, δ) of an LP certificate for h avoiding ``forbid``, or None. ``reach``:
+        how many dimensions the leaves may leave h's group in (default: the search's own)."""
+        leaves = self._near(h, forbid, reach)
+
         if not len(leaves):
             return None
         xs = self.x[:, leaves].tocsr()
@@ -115,10 +137,15 @@ class LPCertificates:
         bounds = [(-1.0, 1.0)] * n + [(0.0, None)] * (2 * p)
         self.calls += 1
         t0 = time.perf_counter()
-        res = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs",
-                      options={"maxiter": self.max_iterations})
+        limit = self.max_iterations
+        if reach is not None:  # a wider LP: its iterations are bounded by its size
+            limit = max(1, min(limit, int(WIDE_LP_WORK / max(a_eq.nnz, 1))))
+        res = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs", options={"maxiter": limit})
         self.seconds += time.perf_counter() - t0
-        self.iterations += int(res.nit)
+        if reach is None:
+            self.iterations += int(res.nit)
+        else:
+            self.wide_work += float(res.nit) * a_eq.nnz
         if res.status != 0:
             return None
         z = _integral(res.x[:n])

@@ -309,3 +309,27 @@ def test_sigkill_at_random_moments_leaves_before_or_after(bulky, tmp_path):
         _consistent(db)
     print(f"SIGKILL outcomes (import takes {duration:.2f} s):", outcomes)
     assert len(outcomes) >= 10 and "before" in outcomes  # some kills landed inside the import
+
+
+def test_the_region_publishes_the_pool_where_each_municipality_alone_is_hidden(jamtland, tmp_path):
+    """The point of pooling (docs/pooling.md): the pool's records totals are shown for periods in which
+    every member municipality's own total is hidden, and the audit passes."""
+    _, _, _, _, packages, _ = jamtland
+    db = _region(tmp_path, "region.duckdb", packages.values())
+    rc, out, exc = isu("--db", db, "publish", "--json")
+    assert rc == 0 and exc is None, out
+    assert json.loads(out)["audit"]["disclosed"] == 0
+    con = connect(db, read_only=True)
+    rows = con.execute("""SELECT period, geo_level, geo_code, status FROM pub_cells WHERE table_name = 'records_category'
+                          AND measure = 'records' AND category = 'all' AND need_area = 'all' AND sex = 'all'
+                          AND age_band = 'all' AND geo_level IN ('pool', 'municipality')""").fetchall()
+    con.close()
+    pool = {p: s for p, level, _, s in rows if level == "pool"}
+    members = {}
+    for p, level, code, s in rows:
+        if level == "municipality":
+            members.setdefault(p, {})[code] = s
+    assert pool["all"] == "shown"
+    alone_hidden = [p for p, s in pool.items() if s == "shown" and p != "all"
+                    and sorted(members[p]) == sorted(JAMTLAND) and all(v != "shown" for v in members[p].values())]
+    assert len(alone_hidden) >= 3, (pool, members)

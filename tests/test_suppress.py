@@ -206,6 +206,29 @@ def test_cell_shared_by_two_linked_tables_is_consistent_and_safe():
     assert exact(attack(res, dims)) == []
 
 
+def test_unpublished_codes_are_left_out_and_not_protected():
+    """A leaf code only its groups publish (a record on two instruments): its small cells are neither
+    shown nor protected, they do not appear in the result, and the groups that sum them stay safe."""
+    out = Dimension("out", {"a": frozenset({"a"}), "b": frozenset({"b"}), "ab": frozenset({"ab"}),
+                            "A": frozenset({"a", "ab"}), "B": frozenset({"b", "ab"}), "all": frozenset({"a", "b", "ab"})})
+    dims = [geo_dim(4, 2), out]
+    counts = np.array([[9, 1, 8], [7, 2, 6], [5, 3, 9], [8, 1, 7]])  # leaves a, ab, b: the "ab" ones are all small
+    tables = [("t", ["geo", "out"])]
+    plain = suppress(frame(dims, counts), dims, tables, k=5, singletons=False)
+    res = suppress(frame(dims, counts), dims, tables, k=5, singletons=False, unpublished={"out": ["ab"]})
+    assert "ab" not in set(res.cells["out"]) and plain.primary > res.primary == 0
+    assert res.secondary == 0 and set(res.cells["status"]) == {"shown"}
+    assert audit(res)["disclosed"] == 0
+    counts[1, 0] = 2  # now a published cell is small: it is protected without "ab" being shown
+    res = suppress(frame(dims, counts), dims, tables, k=5, singletons=False, unpublished={"out": ["ab"]})
+    assert res.primary >= 1 and "ab" not in set(res.cells["out"])
+    assert exact(attack(res, dims)) == [] and audit(res)["disclosed"] == 0
+    with pytest.raises(IsuError, match="cannot be unpublished"):
+        suppress(frame(dims, counts), dims, tables, k=5, unpublished={"out": ["all"]})
+    with pytest.raises(IsuError, match="not codes"):
+        suppress(frame(dims, counts), dims, tables, k=5, unpublished={"out": ["zz"]})
+
+
 def test_frequency_singleton_cannot_subtract_itself():
     dims = [Dimension.flat("geo", ["a", "b", "c"]), Dimension.flat("cat", ["x", "y", "z"])]
     counts = np.array([[1, 3, 40], [30, 35, 45], [50, 60, 70]])
