@@ -142,3 +142,33 @@ def test_english_page_and_funnel(browser, pages, tmp_path):
         assert problems == []
     finally:
         page.close()
+
+
+def test_rows_of_an_unused_instrument_are_left_out(browser, tmp_path):
+    """Where the chosen instrument was published as never used (t0_n = 0), the before/after chart has
+    no row for it (nothing is hidden there, so ``..`` would wrongly suggest secrecy)."""
+    import polars as pl
+    from isu.schemas import code_list
+
+    cells = synthetic_cells(size=14, density=0.9, seed=5, instruments=("severity04", "wellbeing10"))
+    unused = "foster_care"
+    mask = (pl.col("instrument") == "wellbeing10") & (pl.col("category") == unused)
+    counts = pl.col("measure").str.ends_with("_n")
+    cells = cells.with_columns(
+        value=pl.when(mask & counts).then(0.0).when(mask).then(None).otherwise(pl.col("value")),
+        status=pl.when(mask & counts).then(pl.lit("shown")).when(mask).then(pl.lit("na")).otherwise(pl.col("status")))
+    db = make_workspace(tmp_path / "isu.duckdb", cells)
+    label = code_list("intervention_categories").row(unused)["label_en"]
+    page, problems = open_page(browser, build_dashboard(db, tmp_path / "d.html", lang="en").path)
+    try:
+        rows = "[].concat(...document.getElementById('fig-beforeafter').data.map(t => t.y || []))"
+        page.select_option("#f-instr", "severity04")
+        page.wait_for_timeout(200)
+        assert label in page.evaluate(rows)
+        renders = int(page.get_attribute("body", "data-renders"))
+        page.select_option("#f-instr", "wellbeing10")
+        page.wait_for_function(f"document.body.dataset.renders > {renders}")
+        assert label not in page.evaluate(rows) and len(page.evaluate(rows)) > 0
+        assert problems == []
+    finally:
+        page.close()
