@@ -94,19 +94,15 @@ def _call(a: Aggregates):
     return inner, [Dimension(n, a.groups[n]) for n in names], tables
 
 
-def _keep(dims: list[Dimension]) -> pl.DataFrame:
+def _keep(dims: list[Dimension], instruments: list[str]) -> pl.DataFrame:
     """Cells to keep published where any certificate can avoid them: every period × geography total
     (records; per instrument, records with a baseline and paired records)."""
     by = {d.name: d for d in dims}
     frame = _ranked(by["period"]).join(_ranked(by["geo_code"]), how="cross")
     # the more aggregated, the later given up: nation and all periods last (priority 4^rank, 1..256)
     frame = frame.select("period", "geo_code", priority=4.0 ** (pl.col("period_rank") + pl.col("geo_code_rank")))
-    totals = ["all", *(f"{i}{SEP}{r}" for i in sorted(_instruments(by["outcome"])) for r in ("all", "paired"))]
+    totals = ["all", *(f"{i}{SEP}{r}" for i in instruments for r in ("all", "paired"))]
     return frame.join(pl.DataFrame({"outcome": totals}), how="cross")
-
-
-def _instruments(outcome: Dimension) -> set[str]:
-    return {c.split(SEP)[0] for c in outcome.groups if SEP in c and JOIN not in c}
 
 
 def _ranked(d: Dimension) -> pl.DataFrame:
@@ -147,7 +143,7 @@ def plan(a: Aggregates, k: int, *, lp_max_cells: int = 2000, municipal_insiders:
     t0 = time.perf_counter()
     published = set(_outcome_codes(sorted(a.groups["outcome"]))["outcome"]) | {"all"}
     res = suppress(inner, dims, tables, value="n", k=k, contributor="geo_code" if municipal_insiders else None,
-                   keep=_keep(dims), unpublished={"outcome": sorted(set(a.groups["outcome"]) - published)})
+                   keep=_keep(dims, sorted(a.groups["instrument"])), unpublished={"outcome": sorted(set(a.groups["outcome"]) - published)})
     t1 = time.perf_counter()
     audits = {"joint": audit(res, lp_max_cells=lp_max_cells)}
     seconds = {"suppress": round(t1 - t0, 3), "audit": round(time.perf_counter() - t1, 3)}

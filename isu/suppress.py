@@ -213,10 +213,11 @@ def suppress(inner: pl.DataFrame, dims: list[Dimension], tables: list[tuple[str,
 def _unpublished(model: Model, codes: dict[str, list[str]] | None) -> np.ndarray:
     """Canonical ids of the cells with a code that no table publishes."""
     mask = np.zeros(model.n_cells, dtype=bool)
+    pos = {d.name: j for j, d in enumerate(model.dims)}
     for name, values in (codes or {}).items():
-        (j,) = [i for i, d in enumerate(model.dims) if d.name == name] or [None]
-        if j is None:
+        if name not in pos:
             raise IsuError(f"unpublished codes name an unknown dimension {name!r}")
+        j = pos[name]
         d = model.dims[j]
         unknown = sorted(set(values) - set(d.codes))
         if unknown:

@@ -258,15 +258,17 @@ class BoxSearch:
         if not self.onesided and (best is None or best[0] >= KEEP):  # no box spares the cells to keep: try the LP
             if self.lp is None:
                 self.lp = LPCertificates(self)
+            def price(f) -> float:
+                return float(self.cost[f[2]].sum())
+
             found = None if self.lp.exhausted else self.lp.certificate(h, forbid)
-            if (found is None or float(self.cost[found[2]].sum()) >= KEEP) and not self.lp.wide_exhausted:
+            if (found is None or price(found) >= KEEP) and not self.lp.wide_exhausted:
                 # still through a cell to keep: look one dimension further (cycles across goal levels
                 # and outcomes of the same records need leaves two steps away)
                 wider = self.lp.certificate(h, forbid, reach=self.lp.reach + 1)
-                price = (lambda f: float(self.cost[f[2]].sum()))
                 if wider is not None and (found is None or price(wider) < price(found)):
                     found = wider
-            if found is not None and (best is None or float(self.cost[found[2]].sum()) < best[0]):
+            if found is not None and (best is None or price(found) < best[0]):
                 return found
         if best is not None:
             return best[2]

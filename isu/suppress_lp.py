@@ -14,10 +14,10 @@ HiGHS returns a vertex; its z is scaled to integers and its effect recomputed ex
 certificate that does not hold. Each LP only uses the inner cells near h (sharing h's codes in all but
 ``reach`` dimensions) and HiGHS gets an iteration limit per LP and a budget of iterations per engine
 call, so the LP stays a repair for hard cells, not the main search. When the LP's best certificate
-still goes through a cell to keep, one LP with a reach one larger is tried, on a budget of its own:
-with goal levels and outcomes as separate dimensions of the same records, the cheap cycles often
-leave h's group in two dimensions at once. Limits count simplex iterations,
-not seconds: a time limit made the publication depend on how busy the machine was (an LP cut off
+still goes through a cell to keep, one LP with a reach one larger is tried, on a budget of its own
+(in iterations × LP size, see ``WIDE_WORK``): with goal levels and outcomes as separate dimensions
+of the same records, the cheap cycles often leave h's group in two dimensions at once. Limits count
+simplex iterations, not seconds: a time limit made the publication depend on how busy the machine was (an LP cut off
 under load hid the national totals), and the same store must always give the same output.
 """
 
@@ -114,7 +114,6 @@ class LPCertificates:
         """(leaves, z, cells, δ) of an LP certificate for h avoiding ``forbid``, or None. ``reach``:
         how many dimensions the leaves may leave h's group in (default: the search's own)."""
         leaves = self._near(h, forbid, reach)
-
         if not len(leaves):
             return None
         xs = self.x[:, leaves].tocsr()
