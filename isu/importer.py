@@ -147,10 +147,10 @@ def import_file(
     cur = con.cursor()  # runs the scan while ``con`` writes the chunks it yields
     try:
         with bounded_memory(con):
-            with no_spill(con), transaction(con):
+            with no_spill(con), unordered(con), transaction(con):
                 if not dry_run:
                     res.import_id = fetch_one(con, "SELECT nextval('import_seq')")[0]
-                rejected = _run(con, cur, src, prof, res, municipality, params)
+                rejected, deleted = _run(con, cur, src, prof, res, municipality, params)
                 if not dry_run:
                     rejects_mod.store(con, res.import_id, rejected)
                     con.execute(
@@ -163,8 +163,7 @@ def import_file(
                     con.execute("ROLLBACK")
                     con.execute("BEGIN TRANSACTION")
             if not dry_run:  # under the memory limit: DuckDB would checkpoint when the workspace closes anyway
-                with contextlib.suppress(duckdb.TransactionException):  # another connection's open transaction
-                    con.execute("CHECKPOINT")
+                checkpoint(con, vacuum=deleted)
     finally:
         release_transcoded(cur)
         cur.close()
@@ -174,8 +173,8 @@ def import_file(
     return res
 
 
-def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: str | None, params: dict) -> list:
-    """Scan, stage and write chunk by chunk; return the rejects, explained."""
+def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: str | None, params: dict) -> tuple[list, bool]:
+    """Scan, stage and write chunk by chunk; return the rejects, explained, and whether stored rows were deleted."""
     if src.kind == "xlsx":
         cur.register("_isu_xlsx", read_xlsx(src.path, prof.sheet))
         scan = "_isu_xlsx"
@@ -210,7 +209,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
     res.rows_accepted = res.rows_read - res.rows_rejected
     rejected = rejects_mod.collect(found, malformed, prof, municipality)
     res.errors_by_type = rejects_mod.count_by_type(rejected)
-    return rejected
+    return rejected, writer.deleted
 
 
 @contextmanager
@@ -222,6 +221,34 @@ def no_spill(con: duckdb.DuckDBPyConnection):
         yield
     finally:
         con.execute("SET temp_directory = " + "'" + old_dir.replace("'", "''") + "'")
+
+
+def checkpoint(con: duckdb.DuckDBPyConnection, *, vacuum: bool) -> None:
+    """Write the import to the workspace file now. Its vacuum (merging part-filled row groups and
+    compacting deleted rows) runs only when the import deleted stored rows: after a plain insert it
+    would merge the few part-filled row groups the parallel insert leaves, rewriting the data just
+    written (0.65 s of a 1-million-row import that otherwise takes 0.01 s)."""
+    if not vacuum:
+        old = fetch_one(con, "SELECT current_setting('max_vacuum_tasks')")[0]
+        con.execute("SET max_vacuum_tasks = 0")
+    try:
+        with contextlib.suppress(duckdb.TransactionException):  # another connection's open transaction
+            con.execute("CHECKPOINT")
+    finally:
+        if not vacuum:
+            con.execute(f"SET max_vacuum_tasks = {int(old)}")
+
+
+@contextmanager
+def unordered(con: duckdb.DuckDBPyConnection):
+    """Results in any order on ``con`` while an import runs (rows carry their number; the rejects
+    are sorted): DuckDB then fills each thread's row groups, where keeping the file's order
+    leaves a part-filled one after every batch. The scan's cursor keeps the order it numbers by."""
+    con.execute("SET SESSION preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute("RESET SESSION preserve_insertion_order")
 
 
 @contextmanager

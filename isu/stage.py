@@ -1,9 +1,9 @@
 """Staging inside the import transaction: the typed, checked rows of one export, a chunk at a time.
 
-``open_scan`` reads the file's text, numbered, on a second connection and streams it out as
-Arrow; ``chunks`` cuts the stream into chunks of ``CHUNK_ROWS`` rows, so the memory an import
-needs is bounded by the chunk, not the file. Only the numbering is sequential: ``Typing`` runs
-the text and typed layers (``isu.validate``) over a chunk on all cores, and out come typed rows
+``open_scan`` reads the file's text on a second connection and streams it out as Arrow;
+``chunks`` numbers the rows and cuts the stream into chunks of ``CHUNK_ROWS`` rows, so the memory
+an import needs is bounded by the chunk, not the file. ``Typing`` runs the text and typed layers
+(``isu.validate``) over a chunk on all cores, and out come typed rows
 with the pseudonym (the raw id and per-check columns stay inside that query). ``Stage`` adds the
 checks that need more than one row: duplicate keys within the chunk and, for wide exports,
 against the keys of earlier chunks (``_KEYS``); in long exports the rows of one record must
@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from isu.schemas import Profile
@@ -47,10 +48,11 @@ _KEYS = "(SELECT * FROM _isu_keys UNION ALL SELECT * FROM _isu_rkeys)"
 
 
 def open_scan(cur: duckdb.DuckDBPyConnection, scan: str) -> pa.RecordBatchReader:
-    """Start reading the export's text, numbered, on ``cur`` (a cursor of the workspace: the
-    caller's connection stays free to type and write chunks). The reader owns ``cur`` until it is
-    read to its end. Only this step is sequential (the numbering); ``typing`` runs in parallel."""
-    return cur.sql(f"SELECT row_number() OVER () AS {q(ROW)}, * FROM {scan}").to_arrow_reader(_BATCH)
+    """Start reading the export's text on ``cur`` (a cursor of the workspace: the caller's
+    connection stays free to type and write chunks). The reader owns ``cur`` until it is read to
+    its end. A bare scan keeps the file's order (DuckDB's insertion order) and runs on all cores;
+    ``chunks`` numbers its rows. (``row_number() OVER ()`` in SQL would read the file on one core.)"""
+    return cur.sql(f"SELECT * FROM {scan}").to_arrow_reader(_BATCH)
 
 
 class Typing:
@@ -72,16 +74,20 @@ class Typing:
 
 
 def chunks(reader: pa.RecordBatchReader, rows: int | None) -> Iterator[tuple[pa.Table, bool]]:
-    """(chunk, is it the last) of at least ``rows`` rows each (None: one chunk); a batch is read
-    ahead so that the last chunk is known as such (no later chunk can then repeat its keys)."""
-    batches, n = [], 0
+    """(chunk, is it the last) of at least ``rows`` rows each (None: one chunk), each row numbered
+    (``ROW``, from 1, in the reader's order); a batch is read ahead so that the last chunk is known
+    as such (no later chunk can then repeat its keys)."""
+    schema = pa.schema([pa.field(ROW, pa.int64()), *reader.schema])
+    batches, n, done = [], 0, 0
     for batch in reader:
         if rows is not None and n >= rows:
-            yield pa.Table.from_batches(batches), False
+            yield pa.Table.from_batches(batches, schema=schema), False
             batches, n = [], 0
-        batches.append(batch)
+        number = pa.array(np.arange(done + 1, done + batch.num_rows + 1, dtype=np.int64))
+        batches.append(pa.RecordBatch.from_arrays([number, *batch.columns], schema=schema))
         n += batch.num_rows
-    yield pa.Table.from_batches(batches, schema=reader.schema), True
+        done += batch.num_rows
+    yield pa.Table.from_batches(batches, schema=schema), True
 
 
 def malformed_lines(cur: duckdb.DuckDBPyConnection, src: Source) -> list[Malformed]:

@@ -41,6 +41,7 @@ class ChunkWriter:
         self.write = not res.dry_run
         self.keys = False  # _isu_keys and _isu_rkeys exist
         self.undo = False  # _isu_undo_* exist
+        self.deleted = False  # stored rows were deleted (replaced or undone)
         self.municipalities: dict[str, int] = {}
 
     def chunk(self, stage: Stage, *, last: bool) -> list[tuple[int, str, str, str | None]]:
@@ -104,6 +105,7 @@ class ChunkWriter:
                 self.stage.run(f"INSERT INTO {_UNDO[table]} SELECT * FROM {table} SEMI JOIN {changed} c USING (municipality, record_key)")
             self.stage.run(f"DELETE FROM {table} t USING {changed} c WHERE t.municipality = c.municipality AND t.record_key = c.record_key")
         self.undo = self.undo or save
+        self.deleted = True
 
     def _remember(self) -> None:
         """Keep this chunk's keys for the chunks after it."""
@@ -128,6 +130,7 @@ class ChunkWriter:
         late = stage.run("SELECT _row, municipality, record_key, status, n_meas FROM _isu_late")
         for table in ("_isu_keys", "_isu_rkeys"):
             stage.run(f"UPDATE {table} SET status = 'd' WHERE _row IN (SELECT _row FROM _isu_late)")
+        self.deleted = True
         for table in ("records", "measurements"):
             stage.run(f"DELETE FROM {table} t USING _isu_late l WHERE l.status IN ('i', 'u') "
                       "AND t.municipality = l.municipality AND t.record_key = l.record_key")

@@ -137,3 +137,23 @@ def test_a_chunked_import_that_fails_changes_nothing(tmp_path, monkeypatch):
         assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name LIKE '_isu%'").fetchall()
     finally:
         con.close()
+
+
+def test_row_numbers_follow_the_file_across_a_parallel_scan(ws):
+    """The scan is read on all cores and numbered as it arrives: every reject names the row the
+    generator spoilt (every 500th, counted from the header), in a file of many scan buffers."""
+    from isu.sample_data import write_benchmark_csv
+
+    every = 500
+    bf = write_benchmark_csv(ws.dir / "big.csv", 300_000, encoding="utf-8", bad_fraction=1 / every)
+    res = ws.import_(bf.path)
+    assert (res.rows_read, res.rows_accepted, res.errors_by_type) == (bf.rows, bf.accepted_rows, bf.rejected)
+    con = ws.connect()
+    try:
+        rows = con.execute("SELECT DISTINCT row_number, error_type FROM rejects WHERE import_id = ?", [res.import_id]).fetchall()
+    finally:
+        con.close()
+    spoilt = {g + 2 for g in range(every // 2, bf.rows, every)}  # rows are the file's lines: the header is line 1
+    for row, kind in rows:
+        assert row in spoilt or (kind == "duplicate_key" and row + 1 in spoilt), (row, kind)
+    assert len({r for r, _ in rows} & spoilt) == len(spoilt)
