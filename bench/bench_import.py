@@ -1,6 +1,6 @@
 """Benchmark: ``isu import`` against DuckDB reading the same CSV into a table, as whole processes.
 
-    python bench/bench_import.py [--rows N] [--big] [--encoding utf-8|cp1252] [--keep DIR]
+    python bench/bench_import.py [--rows N] [--repeat N] [--big] [--encoding utf-8|cp1252] [--keep DIR]
 
 Writes a generic_sv wide semicolon export (``isu.sample_data.write_benchmark_csv``, a few rows
 spoilt) into a temporary folder, then measures in the same run, each as its own process (wall
@@ -10,6 +10,8 @@ time, and peak RSS from ``os.wait4``):
     ``CREATE TABLE t AS SELECT * FROM read_csv(path, delim=';', header=true)``;
 (b) ``isu import FILE --json`` into a fresh workspace with a fresh pool key (``isu init`` and
     ``isu key new`` are not timed).
+
+Each is run ``--repeat`` times (default 3), alternating, and the medians are compared.
 
 It prints both, the ratio (target <= 2.0) and peak memory; ``--big`` adds a 10,000,000-row import
 (target: peak RSS <= 1.5 GB). The CLI's own start-up (``isu --version``) is shown separately,
@@ -99,6 +101,11 @@ def _check(res: dict, bf) -> str:
     return "as planted" if ok else f"NOT as planted (expected {bf.accepted_rows:,} accepted, {bf.rejected})"
 
 
+def _median(runs: list, key):
+    """The run with the median time (the lower one of an even count)."""
+    return sorted(runs, key=key)[(len(runs) - 1) // 2]
+
+
 def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -108,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows of the main comparison (default 1,000,000)")
     ap.add_argument("--big", action="store_true", help=f"also import {BIG_ROWS:,} rows (peak RSS target {BIG_RSS_TARGET_MB} MB)")
     ap.add_argument("--encoding", choices=["utf-8", "cp1252"], default="utf-8", help="encoding of the generated export")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each, alternating; the medians are compared (default 3)")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary folder)")
     a = ap.parse_args(argv)
     work = a.keep or Path(tempfile.mkdtemp(prefix="isu-bench-"))
@@ -117,14 +125,19 @@ def main(argv: list[str] | None = None) -> int:
         csv = work / "export.csv"
         bf = _write(csv, a.rows, a.encoding)
         start = measure(_isu() + ["--version"])
-        base = measure(_baseline_cmd(csv, work / "baseline.duckdb", a.encoding))
-        if base.returncode:
-            raise SystemExit(f"baseline failed: {base.stderr.strip()}")
-        run, res = _isu_import(csv, work / "ws")
+        bases, runs = [], []
+        for i in range(max(1, a.repeat)):  # alternating, so that a busy spell of the machine hits both
+            bases.append(measure(_baseline_cmd(csv, work / f"baseline{i}.duckdb", a.encoding)))
+            if bases[-1].returncode:
+                raise SystemExit(f"baseline failed: {bases[-1].stderr.strip()}")
+            runs.append(_isu_import(csv, work / f"ws{i}"))
+        base = _median(bases, key=lambda r: r.seconds)
+        run, res = _median(runs, key=lambda r: r[0].seconds)
         ratio = run.seconds / base.seconds
-        print(f"(a) baseline DuckDB read_csv -> table : {base.seconds:7.2f} s   peak RSS {base.peak_mb:7.0f} MB")
-        print(f"(b) isu import                         : {run.seconds:7.2f} s   peak RSS {run.peak_mb:7.0f} MB"
-              f"   (of which CLI start-up ~{start.seconds:.2f} s; import itself {res['seconds']:.2f} s)")
+        spread = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+        print(f"(a) baseline DuckDB read_csv -> table : {base.seconds:7.2f} s   peak RSS {base.peak_mb:7.0f} MB   (runs: {spread(r.seconds for r in bases)})")
+        print(f"(b) isu import                         : {run.seconds:7.2f} s   peak RSS {run.peak_mb:7.0f} MB   (runs: {spread(r[0].seconds for r in runs)})")
+        print(f"    of which CLI start-up ~{start.seconds:.2f} s; the import itself {res['seconds']:.2f} s")
         print(f"    rows read {res['rows_read']:,}, accepted {res['rows_accepted']:,}, rejected {res['rows_rejected']:,}: {_check(res, bf)}")
         print(f"ratio isu/baseline: {ratio:.2f} (target <= {RATIO_TARGET}) -> {'OK' if ratio <= RATIO_TARGET else 'over target'}")
         if a.big:

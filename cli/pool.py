@@ -9,7 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from isu.keys import load_key
-from isu.pool import export_package, import_packages
 from isu.store import connect
 
 from .main import emit, err
@@ -41,6 +40,8 @@ def export_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
 ) -> None:
     """Write one pseudonymised package (records, measurements, manifest) for the region."""
+    from isu.pool import export_package  # imported when used: keeps every command's start-up short
+
     key_fp = _given_key_fingerprint(ctx)
     con = connect(ctx.obj.db, read_only=True)
     try:
@@ -62,6 +63,8 @@ def import_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
 ) -> None:
     """Verify packages and merge them into this (regional) workspace, all or nothing."""
+    from isu.pool import import_packages
+
     key_fp = _given_key_fingerprint(ctx)
     con = connect(ctx.obj.db, create=True)
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err,

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from isu.aggregate import DEFAULT_AGE_BANDS, AggregationSpec, parse_age_bands
+from isu.age_bands import DEFAULT_AGE_BANDS, parse_age_bands
 
 from .main import emit, out
 
@@ -31,8 +31,10 @@ def publish_cmd(
     """
     if period not in ("half", "year"):
         raise typer.BadParameter("use 'half' or 'year'", param_hint="--period")
+    from isu.aggregate import AggregationSpec  # imported when used: keeps every command's start-up short
+    from isu.publish import publish
+
     spec = AggregationSpec(age_bands=parse_age_bands(age_bands), period=period)  # type: ignore[arg-type]
-    from isu.publish import publish  # imported when used: keeps every command's start-up short
 
     result = publish(ctx.obj.db, k=threshold, out=out_dir, fmt=fmt, spec=spec, lp_max_cells=lp_max_cells,
                      municipal_insiders=insiders)

@@ -24,6 +24,7 @@ from typing import Literal
 import duckdb
 import polars as pl
 
+from isu.age_bands import DEFAULT_AGE_BANDS, AgeBand, parse_age_bands  # noqa: F401 - part of this module's API
 from isu.errors import IsuError
 from isu.schemas import code_list
 from isu.stats import RCI_Z, rci_s_diff
@@ -55,36 +56,9 @@ RESULT_GROUPS = {
 }
 RESULT_MEASURES = {"all": "t0_n", "paired": "paired_n", "no_t1": "attrition_n", "improved": "improved_n",
                    "unchanged": "unchanged_n", "deteriorated": "deteriorated_n"}
-DEFAULT_AGE_BANDS = "0-17,18-24,25-44,45-64,65+"
 #: Codes of the joint ``outcome`` dimension: a record's leaf is NO_T0 or ``instrument|result`` per
 #: baseline instrument (several joined by JOIN); the group ``instrument|<RESULT_GROUPS key>`` sums them.
 NO_T0, SEP, JOIN = "none", "|", "+"
-
-
-@dataclass(frozen=True)
-class AgeBand:
-    label: str
-    lo: int
-    hi: int | None  # inclusive; None = open-ended
-
-
-def parse_age_bands(text: str) -> tuple[AgeBand, ...]:
-    """``"0-17,18-24,65+"`` → bands. They must start at 0, be contiguous and end open (``N+``)."""
-    bands: list[AgeBand] = []
-    for part in (p.strip() for p in text.split(",")):
-        try:
-            if part.endswith("+"):
-                bands.append(AgeBand(part, int(part[:-1]), None))
-            else:
-                lo, hi = (int(x) for x in part.split("-"))
-                bands.append(AgeBand(part, lo, hi))
-        except ValueError:
-            raise IsuError(f"age band {part!r} in {text!r} is not 'LOW-HIGH' or 'LOW+'; write e.g. {DEFAULT_AGE_BANDS}") from None
-    ok = bands and bands[0].lo == 0 and bands[-1].hi is None and all(b.hi is not None for b in bands[:-1])
-    ok = ok and all(a.hi + 1 == b.lo and a.lo <= a.hi for a, b in pairwise(bands))
-    if not ok:
-        raise IsuError(f"age bands {text!r} must start at 0, follow on without gaps and end with 'N+'; e.g. {DEFAULT_AGE_BANDS}")
-    return tuple(bands)
 
 
 @dataclass(frozen=True)

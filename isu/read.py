@@ -16,6 +16,8 @@ import contextlib
 import csv
 import hashlib
 import io
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,23 +47,36 @@ class Source:
 
 
 def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool]:
-    """One pass: SHA-256, whether all bytes are UTF-8, BOM, the first chunk, any byte 0x80-0x9F."""
+    """One pass: SHA-256, whether all bytes are UTF-8, BOM, the first chunk, any byte 0x80-0x9F.
+    The hash runs in a second thread (hashlib lets go of the GIL) beside the checks of the text."""
     h = hashlib.sha256()
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+
+    def digest() -> None:
+        while (chunk := chunks.get()) is not None:
+            h.update(chunk)
+
+    hasher = threading.Thread(target=digest, name="isu-sha256", daemon=True)
+    hasher.start()
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8 = True
     c1 = False
     first = b""
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            if not first:
-                first = chunk
-            h.update(chunk)
-            c1 = c1 or len(chunk.translate(None, _C1)) != len(chunk)
-            if utf8:
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError:
-                    utf8 = False
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                chunks.put(chunk)
+                if not first:
+                    first = chunk
+                c1 = c1 or len(chunk.translate(None, _C1)) != len(chunk)
+                if utf8:
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError:
+                        utf8 = False
+    finally:
+        chunks.put(None)
+        hasher.join()
     if utf8:
         try:
             decoder.decode(b"", final=True)
