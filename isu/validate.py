@@ -77,12 +77,7 @@ class Layer:
 
 
 def _clean(src_col: str) -> str:
-    """Trimmed text, empty as NULL. ``trim`` (which also strips no-break and other Unicode
-    spaces) runs only where it may change something: a pure-ASCII value (``strlen`` = ``length``)
-    that neither starts nor ends with a space is kept as it is, at a third of the cost."""
-    x = q(src_col)
-    return (f"CASE WHEN strlen({x}) = length({x}) AND NOT ({x} LIKE ' %' OR {x} LIKE '% ' OR {x} = '') "
-            f"THEN {x} ELSE nullif(trim({x}), '') END")
+    return f"nullif(trim({q(src_col)}), '')"
 
 
 def _aliases(field: str, spec: FieldSpec | None, profile: Profile) -> dict[str, str]:

@@ -10,8 +10,6 @@ import csv
 from datetime import date
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from isu.catalogue import CATALOGUE
 
@@ -237,18 +235,3 @@ def test_measurement_without_value_or_date_is_skipped_but_half_given_is_an_error
     with ws.connect() as con:
         assert con.execute("SELECT record_key, timepoint FROM measurements").fetchall() == [("K1", "T0")]
 
-
-_SPACES = " \u00a0\u1680\u2000\u2003\u200a\u202f\u205f\u3000\t\n"
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list(_SPACES) + list("aöK0-+%_'")), max_size=6))
-def test_clean_is_trim_with_empty_as_null(value):
-    """The text layer's cheap clean step gives what ``nullif(trim(x), '')`` gives, Unicode spaces included."""
-    import duckdb
-
-    from isu.validate import _clean
-
-    con = duckdb.connect()
-    expected, got = con.execute(f"SELECT nullif(trim(x), ''), {_clean('x')} FROM (SELECT ?::VARCHAR AS x)", [value]).fetchall()[0]
-    assert got == expected
