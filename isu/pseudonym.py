@@ -78,14 +78,15 @@ def derive_sql(twelve: str) -> dict[str, str]:
     """Steps over the canonical column: ``pid_valid``, then pseudonym (needs ``hmac_params``), birth year, sex.
 
     Date and check digit by integer arithmetic on the 12 digits (several times faster than
-    casting ten substrings or parsing a date string).
+    casting ten substrings or parsing a date string); the days of a month likewise, Gregorian.
     """
     n = "_pid_num"
     year, month, day = f"({n} // 100000000)", f"({n} // 1000000 % 100)", f"({n} // 10000 % 100 - CASE WHEN {n} // 10000 % 100 > 60 THEN 60 ELSE 0 END)"
     d = [f"({n} // {10 ** (9 - i)} % 10)" for i in range(10)]
     luhn_sum = " + ".join(f"({x} * 2 // 10 + {x} * 2 % 10)" if i % 2 == 0 else x for i, x in enumerate(d))
-    date_ok = (f"CASE WHEN {year} >= 1 AND {month} BETWEEN 1 AND 12 THEN {day} BETWEEN 1 AND "
-               f"dayofmonth(last_day(make_date(CAST({year} AS INTEGER), CAST({month} AS INTEGER), 1))) ELSE false END")
+    leap = f"({year} % 4 = 0 AND ({year} % 100 <> 0 OR {year} % 400 = 0))"
+    days = f"CASE WHEN {month} = 2 THEN CASE WHEN {leap} THEN 29 ELSE 28 END ELSE 30 + ({month} + {month} // 8) % 2 END"
+    date_ok = f"CASE WHEN {year} >= 1 AND {month} BETWEEN 1 AND 12 THEN {day} BETWEEN 1 AND {days} ELSE false END"
     return {
         n: f"TRY_CAST({twelve} AS BIGINT)",
         "pid_valid": f"coalesce({n} IS NOT NULL AND {date_ok} AND ({luhn_sum}) % 10 = 0, false)",

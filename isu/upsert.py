@@ -53,7 +53,8 @@ class ChunkWriter:
         parsed, rejected = stage.run("SELECT count(*), count(*) FILTER (NOT _ok) FROM _isu_stage")[0]
         res.rows_read += parsed
         res.rows_rejected += rejected
-        for code, n, m in stage.run(f"SELECT municipality, count(DISTINCT record_key), sum({measurement_count_sql(self.profile)}) "
+        records = "count(*)" if self.profile.shape == "wide" else "count(DISTINCT record_key)"  # an accepted wide row is one record
+        for code, n, m in stage.run(f"SELECT municipality, {records}, sum({measurement_count_sql(self.profile)}) "
                                     "FROM _isu_stage WHERE _ok GROUP BY 1"):
             self.municipalities[code] = self.municipalities.get(code, 0) + n
             res.measurements += int(m)

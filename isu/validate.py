@@ -48,8 +48,9 @@ class Layer:
     """An ordered SELECT list: output name → expression."""
 
     cols: dict[str, str]
+    internal: frozenset[str] = frozenset()  # computed for the checks, not output
 
-    def sql(self, source: str, *, hidden: tuple[str, ...] = ("_pid", "pid_", "_e")) -> str:
+    def sql(self, source: str, *, hidden: tuple[str, ...] = ("_pid", "pid_", "_e", "_given_")) -> str:
         """Nested SELECTs over ``source``, each column computed once, after the columns it names.
 
         DuckDB substitutes a reference to an alias of the same SELECT list by its expression, so a
@@ -72,7 +73,7 @@ class Layer:
         for lvl in range(max((depth(n) for n in names), default=-1) + 1):
             exprs = ", ".join(f"{self.cols[n]} AS {q(n)}" for n in names if level[n] == lvl)
             sql = f"SELECT *, {exprs} FROM ({sql})"
-        out = ", ".join(q(n) for n in self.cols if not n.startswith(hidden))
+        out = ", ".join(q(n) for n in self.cols if not n.startswith(hidden) and n not in self.internal)
         return f"SELECT {out} FROM ({sql})"
 
 
@@ -310,6 +311,7 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
         errs.append(_err_struct(src_name("municipality"), "CASE WHEN municipality <> _given_municipality THEN 'municipality_mismatch' END", q("municipality")))
     # measurements: long rows carry one; wide rows one per group × time point
     mfields = measurement_fields()
+    internal = set()  # a wide slot's time point: a constant of the profile
     groups = [("", None)] if profile.shape == "long" else [(f"m{g}_", g) for g in range(len(profile.groups))]
     for prefix, g in groups:
         tps = [None] if g is None else list(profile.groups[g].timepoints)
@@ -329,6 +331,8 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
                 mt[out] = _typed(spec, x, profile)
                 raw[out] = x
                 cols[out] = mt[out]
+                if tp and name == "timepoint":
+                    internal.add(out)
                 display = _display_column(profile, g, tp, name)
                 kname = "_k_" + str(names[name] if tp else name)
                 known = kname if kname in text.cols else None
@@ -346,7 +350,7 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
         f"{{'column': {lit(column)}, 'type': _e{i}, 'value': CASE WHEN _e{i} IS NOT NULL THEN CAST({value} AS VARCHAR) END}}"
         for i, (column, _, value) in enumerate(errs))
     cols["_rejects"] = f"CASE WHEN NOT _ok THEN list_filter([{structs}], lambda x: x.type IS NOT NULL) END"
-    return Layer(cols)
+    return Layer(cols, frozenset(internal))
 
 
 def _display_column(profile: Profile, g: int | None, tp: str | None, name: str) -> str:
