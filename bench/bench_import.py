@@ -42,6 +42,7 @@ BIG_RSS_TARGET_MB = 1536
 class Run:
     seconds: float
     peak_mb: float
+    cpu_seconds: float  # user + system, all threads
     returncode: int
     stdout: str
     stderr: str
@@ -57,7 +58,7 @@ def measure(cmd: list[str], *, env: dict | None = None, cwd: Path | None = None)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Run(seconds, usage.ru_maxrss / 1024, proc.returncode, out.read().decode(errors="replace"),
+        return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, proc.returncode, out.read().decode(errors="replace"),
                    err.read().decode(errors="replace"))
 
 
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(a) baseline DuckDB read_csv -> table : {base.seconds:7.2f} s   peak RSS {base.peak_mb:7.0f} MB   (runs: {spread(r.seconds for r in bases)})")
         print(f"(b) isu import                         : {run.seconds:7.2f} s   peak RSS {run.peak_mb:7.0f} MB   (runs: {spread(r[0].seconds for r in runs)})")
         print(f"    of which CLI start-up ~{start.seconds:.2f} s; the import itself {res['seconds']:.2f} s")
+        print(f"    CPU (user + system): baseline {base.cpu_seconds:.2f} s ({base.cpu_seconds / base.seconds:.2f} cores busy), "
+              f"isu {run.cpu_seconds:.2f} s ({run.cpu_seconds / run.seconds:.2f} cores busy)")
         print(f"    rows read {res['rows_read']:,}, accepted {res['rows_accepted']:,}, rejected {res['rows_rejected']:,}: {_check(res, bf)}")
         print(f"ratio isu/baseline: {ratio:.2f} (target <= {RATIO_TARGET}) -> {'OK' if ratio <= RATIO_TARGET else 'over target'}")
         if a.big:

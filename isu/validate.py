@@ -110,9 +110,11 @@ class TextLayer:
         return f"SELECT {outer} FROM (SELECT {inner} FROM {scan}) AS s " + " ".join(self.joins)
 
     def create_alias_tables(self, con) -> None:
+        """One statement a table (``executemany`` took 0.13 s for the ~800 aliases of a profile)."""
         for name, rows in self.aliases.items():
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (k VARCHAR, v VARCHAR, known BOOLEAN)")
-            con.executemany(f"INSERT INTO {name} VALUES (?, ?, ?)", rows)
+            keys, codes, known = (list(c) for c in zip(*rows)) if rows else ([], [], [])
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT unnest($1::VARCHAR[]) AS k, "
+                        "unnest($2::VARCHAR[]) AS v, unnest($3::BOOLEAN[]) AS known", [keys, codes, known])
 
 
 def text_layer(profile: Profile, header: set[str], *, municipality: str | None) -> TextLayer:

@@ -43,7 +43,7 @@ Day = Annotated[date, Field(ge=FIRST_DATE, le=LAST_DATE)]
 class ContractModel(BaseModel):
     """Base: strict about unknown fields, evaluates the class's cross-field ``rules``."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False, defer_build=True)
     rules: ClassVar[tuple[Rule, ...]] = ()
 
     @model_validator(mode="after")
