@@ -48,7 +48,6 @@ class Layer:
     """An ordered SELECT list: output name → expression."""
 
     cols: dict[str, str]
-    internal: frozenset[str] = frozenset()  # computed for the checks, not output
 
     def sql(self, source: str, *, hidden: tuple[str, ...] = ("_pid", "pid_", "_e", "_given_")) -> str:
         """Nested SELECTs over ``source``, each column computed once, after the columns it names.
@@ -73,7 +72,7 @@ class Layer:
         for lvl in range(max((depth(n) for n in names), default=-1) + 1):
             exprs = ", ".join(f"{self.cols[n]} AS {q(n)}" for n in names if level[n] == lvl)
             sql = f"SELECT *, {exprs} FROM ({sql})"
-        out = ", ".join(q(n) for n in self.cols if not n.startswith(hidden) and n not in self.internal)
+        out = ", ".join(q(n) for n in self.cols if not n.startswith(hidden))
         return f"SELECT {out} FROM ({sql})"
 
 
@@ -313,7 +312,6 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
         errs.append(_err_struct(src_name("municipality"), "CASE WHEN municipality <> _given_municipality THEN 'municipality_mismatch' END", q("municipality")))
     # measurements: long rows carry one; wide rows one per group × time point
     mfields = measurement_fields()
-    internal = set()  # a wide slot's time point: a constant of the profile
     groups = [("", None)] if profile.shape == "long" else [(f"m{g}_", g) for g in range(len(profile.groups))]
     for prefix, g in groups:
         tps = [None] if g is None else list(profile.groups[g].timepoints)
@@ -332,14 +330,15 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
                 out = f"{p}{name}" if tp else name
                 mt[out] = _typed(spec, x, profile)
                 raw[out] = x
-                cols[out] = mt[out]
-                if tp and name == "timepoint":
-                    internal.add(out)
+                constant = tp and name == "timepoint"  # a wide slot's time point, from the profile: no column
+                if not constant:
+                    cols[out] = mt[out]
                 display = _display_column(profile, g, tp, name)
                 kname = "_k_" + str(names[name] if tp else name)
                 known = kname if kname in text.cols else None
-                errs.append(_err_struct(display, f"CASE WHEN {present} THEN {_error(spec, x, q(out), known=known)} END", x))
-            for col, err in _rule_errors(Measurement.rules, {k: q(k) for k in mt}, prefix=p if tp else "").items():
+                typed = mt[out] if constant else q(out)
+                errs.append(_err_struct(display, f"CASE WHEN {present} THEN {_error(spec, x, typed, known=known)} END", x))
+            for col, err in _rule_errors(Measurement.rules, {k: q(k) if k in cols else v for k, v in mt.items()}, prefix=p if tp else "").items():
                 errs.append(_err_struct(_display_column(profile, g, tp, "value"), f"CASE WHEN {present} THEN {err} END", raw[col]))
             if tp:
                 cols[f"{p}present"] = present
@@ -352,7 +351,7 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
         f"{{'column': {lit(column)}, 'type': _e{i}, 'value': CASE WHEN _e{i} IS NOT NULL THEN CAST({value} AS VARCHAR) END}}"
         for i, (column, _, value) in enumerate(errs))
     cols["_rejects"] = f"CASE WHEN NOT _ok THEN list_filter([{structs}], lambda x: x.type IS NOT NULL) END"
-    return Layer(cols, frozenset(internal))
+    return Layer(cols)
 
 
 def _display_column(profile: Profile, g: int | None, tp: str | None, name: str) -> str:

@@ -234,4 +234,3 @@ def test_measurement_without_value_or_date_is_skipped_but_half_given_is_an_error
     assert (r.rows_accepted, r.errors_by_type) == (1, {"missing_value": 1})
     with ws.connect() as con:
         assert con.execute("SELECT record_key, timepoint FROM measurements").fetchall() == [("K1", "T0")]
-
