@@ -265,7 +265,7 @@ class BoxSearch:
             if (found is None or price(found) >= KEEP) and not self.lp.wide_exhausted:
                 # still through a cell to keep: look one dimension further (cycles across goal levels
                 # and outcomes of the same records need leaves two steps away)
-                wider = self.lp.certificate(h, forbid, reach=self.lp.reach + 1)
+                wider = self.lp.certificate(h, forbid, wide=True)
                 if wider is not None and (found is None or price(wider) < price(found)):
                     found = wider
             if found is not None and (best is None or price(found) < best[0]):

@@ -110,10 +110,11 @@ class LPCertificates:
             leaves = leaves[np.argsort(outside[leaves], kind="stable")[: self.max_leaves]]
         return np.sort(leaves)
 
-    def certificate(self, h: int, forbid: set[int], reach: int | None = None):
-        """(leaves, z, cells, δ) of an LP certificate for h avoiding ``forbid``, or None. ``reach``:
-        how many dimensions the leaves may leave h's group in (default: the search's own)."""
-        leaves = self._near(h, forbid, reach)
+    def certificate(self, h: int, forbid: set[int], *, wide: bool = False):
+        """(leaves, z, cells, δ) of an LP certificate for h avoiding ``forbid``, or None. ``wide``:
+        leaves may leave h's group in one dimension more than the search's own reach, on the wide
+        budget (``WIDE_WORK``, ``WIDE_LP_WORK``)."""
+        leaves = self._near(h, forbid, self.reach + 1 if wide else None)
         if not len(leaves):
             return None
         xs = self.x[:, leaves].tocsr()
@@ -137,14 +138,14 @@ class LPCertificates:
         self.calls += 1
         t0 = time.perf_counter()
         limit = self.max_iterations
-        if reach is not None:  # a wider LP: its iterations are bounded by its size
+        if wide:  # its iterations are bounded by its size
             limit = max(1, min(limit, int(WIDE_LP_WORK / max(a_eq.nnz, 1))))
         res = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs", options={"maxiter": limit})
         self.seconds += time.perf_counter() - t0
-        if reach is None:
-            self.iterations += int(res.nit)
-        else:
+        if wide:
             self.wide_work += float(res.nit) * a_eq.nnz
+        else:
+            self.iterations += int(res.nit)
         if res.status != 0:
             return None
         z = _integral(res.x[:n])
