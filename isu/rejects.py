@@ -7,6 +7,7 @@ the id column always, and any digit run shaped like a personnummer in any column
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -140,22 +141,22 @@ def store(con: duckdb.DuckDBPyConnection, import_id: int, rejects: list[Reject])
 
 
 def write_file(rejects: list[Reject], path: Path) -> Path:
-    """CSV (UTF-8 with BOM, semicolon: opens in Swedish Excel) or XLSX by the path's suffix."""
-    import polars as pl
+    """CSV (UTF-8 with BOM, semicolon: opens in Swedish Excel) or XLSX by the path's suffix.
 
-    frame = pl.DataFrame(
-        {
-            "row": [r.row for r in rejects],
-            "column": [r.column for r in rejects],
-            "value": [r.value for r in rejects],
-            "error_type": [r.type for r in rejects],
-            "message": [r.message for r in rejects],
-        },
-        schema={"row": pl.Int64, "column": pl.String, "value": pl.String, "error_type": pl.String, "message": pl.String},
-    )
+    CSV through the standard library: importing polars for it took 0.2 s of every import
+    that had a reject."""
+    header = ("row", "column", "value", "error_type", "message")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".xlsx":
+        import polars as pl
+
+        columns = list(zip(*[(r.row, r.column, r.value, r.type, r.message) for r in rejects])) or [()] * 5
+        frame = pl.DataFrame(dict(zip(header, map(list, columns))),
+                             schema={"row": pl.Int64, "column": pl.String, "value": pl.String, "error_type": pl.String, "message": pl.String})
         frame.write_excel(path, worksheet="rejects", autofit=True)
-    else:
-        frame.write_csv(path, separator=";", include_bom=True)
+        return path
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        out = csv.writer(f, delimiter=";", lineterminator="\r\n")  # Excel's line ends; a field holding \r is quoted
+        out.writerow(header)
+        out.writerows((r.row, r.column, r.value, r.type, r.message) for r in rejects)
     return path
