@@ -9,52 +9,74 @@ import duckdb
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from rich.markup import escape
+
+from isu.errors import IsuError, KeyFileError, UsageError, WorkspaceError
 from isu.importer import import_file
 from isu.keys import load_key
 from isu.store import connect, init_store
 
-from .main import emit, out
+from .main import emit, err, out
 
-REJECTS_HELP = "Where to write rejected rows: a folder, or a .csv/.xlsx file (one file only). Default: FILE.rejects.csv beside the current folder."
+REJECTS_HELP = "Where to write rejected rows: a folder, or a .csv/.xlsx file (one export only). Default: FILE.rejects.csv in the current folder."
 
 
 def _rejects_path(file: Path, rejects: Optional[Path], many: bool) -> Path:
     if rejects is None:
         return Path.cwd() / f"{file.stem}.rejects.csv"
-    if rejects.suffix.lower() in (".csv", ".xlsx") and not many:
+    if rejects.suffix.lower() in (".csv", ".xlsx"):
+        if many:
+            raise UsageError(f"--rejects {rejects} names one file, but several exports were given; give a folder instead")
         return rejects
     return rejects / f"{file.stem}.rejects.csv"
 
 
-def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, json_, rejects) -> None:
+def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, json_, rejects, again=False) -> None:
+    """Each file in turn, each its own transaction. A file that cannot be imported is reported and
+    the others still run (those before it are committed): the exit code is then that file's."""
     state = ctx.obj
-    con = duckdb.connect() if dry_run and not state.db.exists() else connect(state.db, create=not dry_run)
+    con = duckdb.connect() if dry_run and not state.db.exists() else connect(state.db)
     if dry_run and not state.db.exists():
         init_store(con)
-    results = []
+    results: list[dict] = []
+    failed: IsuError | None = None
     any_rejected = False
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True, disable=json_) as bar:
             for f in files:
                 task = bar.add_task(f"{'checking' if dry_run else 'importing'} {f.name}", total=None)
-                r = import_file(con, f, profile=profile, municipality=municipality, key_loader=lambda: load_key(state.key_file),
-                                dry_run=dry_run, rejects_path=_rejects_path(f, rejects, len(files) > 1))
-                bar.remove_task(task)
-                results.append(r)
+                try:
+                    r = import_file(con, f, profile=profile, municipality=municipality, key_loader=lambda: load_key(state.key_file),
+                                    dry_run=dry_run, rejects_path=_rejects_path(f, rejects, len(files) > 1), again=again)
+                except IsuError as e:
+                    if len(files) == 1 or isinstance(e, (UsageError, WorkspaceError, KeyFileError)):
+                        raise  # nothing else could go better
+                    failed = failed or e
+                    results.append({"file": str(f), "error": str(e), "exit_code": e.exit_code})
+                    err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+                    continue
+                finally:
+                    bar.remove_task(task)
+                results.append(r.as_dict())
                 any_rejected |= r.rows_rejected > 0
                 if not json_:
                     _print(r)
     finally:
         con.close()
     if json_:
-        emit(results[0].as_dict() if len(results) == 1 else {"files": [r.as_dict() for r in results]}, True)
+        emit(results[0] if len(results) == 1 else {"files": results}, True)
+    if failed is not None:
+        if not json_:
+            err.print(f"{sum('error' in r for r in results)} of {len(files)} files not imported; the others were", soft_wrap=True)
+        raise typer.Exit(failed.exit_code)
     if any_rejected:
         raise typer.Exit(10)
 
 
 def _print(r) -> None:
     if r.already_imported:
-        out.print(f"{Path(r.file).name}: already imported (same SHA-256); nothing changed")
+        out.print(f"{Path(r.file).name}: already imported (same SHA-256); nothing changed. To import it again after "
+                  "fixing a code list or --municipality, add --again")
         return
     verb = "checked" if r.dry_run else "imported"
     how = f"{r.shape}, {r.encoding}, delimiter {r.delimiter!r}" if r.encoding else f"{r.shape}, xlsx"
@@ -65,7 +87,7 @@ def _print(r) -> None:
                   f"measurements {r.measurements:,}")
     if r.rows_rejected:
         kinds = ", ".join(f"{k} {v}" for k, v in r.errors_by_type.items())
-        out.print(f"  rejected rows by reason: {kinds}")
+        out.print(f"  problems found, by type: {kinds}")
         out.print(f"  see {r.rejects_file}")
 
 
@@ -76,14 +98,15 @@ def import_cmd(
     municipality: Optional[str] = typer.Option(None, "--municipality", "-m", help="SCB code of the municipality, for exports without a municipality column (rows naming another are rejected)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check everything, write nothing to the workspace."),
     rejects: Optional[Path] = typer.Option(None, "--rejects", help=REJECTS_HELP),
+    again: bool = typer.Option(False, "--again", help="Import a file even if it was imported before (after fixing a code list or --municipality)."),
     json_: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
 ) -> None:
     """Read, validate, pseudonymise and store follow-up exports; report every rejected row.
 
-    Each file is one transaction. The same file twice changes nothing; a corrected re-export
-    updates records by their record key. Exit code 10 means some rows were rejected.
+    Each file is one transaction. The same file twice changes nothing (unless --again); a corrected
+    re-export updates records by their record key. Exit code 10 means some rows were rejected.
     """
-    _run(ctx, files, profile, municipality, dry_run, json_, rejects)
+    _run(ctx, files, profile, municipality, dry_run, json_, rejects, again)
 
 
 def validate_cmd(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "IsuError",
+    "UsageError",
     "InputError",
     "ProfileMismatch",
     "WorkspaceBusy",
@@ -24,6 +25,13 @@ class IsuError(Exception):
     """Base for errors caused by input, files or the environment (never a traceback)."""
 
     exit_code = 1
+
+
+class UsageError(IsuError):
+    """Options that cannot work together or name nothing valid (a municipality code that does not
+    exist, a rejects file that would overwrite the export)."""
+
+    exit_code = 2
 
 
 class InputError(IsuError):
@@ -76,7 +84,7 @@ class MissingExtra(IsuError):
 EXIT_CODES = {
     0: "success",
     1: "error",
-    2: "usage error (unknown option, missing argument)",
+    2: "usage error (unknown option, missing argument, an option value that cannot work)",
     3: "input file cannot be read or does not fit the profile",
     4: "workspace missing, damaged or incompatible",
     5: "workspace busy (another process is writing)",

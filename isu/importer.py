@@ -20,12 +20,12 @@ from pathlib import Path
 import duckdb
 
 from isu import __version__
-from isu.schemas import Profile, load_profile, profile_names
+from isu.schemas import Profile, code_list, load_profile, profile_names
 from isu.schemas.profiles import ProfileError
 
 from . import rejects as rejects_mod
 from . import stage as stage_mod
-from .errors import InputError, IsuError, KeyFileError, ProfileMismatch
+from .errors import InputError, IsuError, KeyFileError, ProfileMismatch, UsageError
 from .keys import PoolKey
 from .pseudonym import hmac_params, mask_ids
 from .read import Source, csv_scan_sql, inspect_file, read_xlsx, register_transcoded, release_transcoded
@@ -125,14 +125,21 @@ def import_file(
     key_loader=None,
     dry_run: bool = False,
     rejects_path: str | Path | None = None,
+    again: bool = False,
 ) -> ImportResult:
-    """Import one export into the workspace ``con`` (or only check it, with ``dry_run``)."""
+    """Import one export into the workspace ``con`` (or only check it, with ``dry_run``).
+
+    A file imported before (same SHA-256) is skipped unless ``again``: after a code list or the
+    municipality was fixed, the same file can then be imported again, updating records by key."""
     t0 = time.perf_counter()
     started = datetime.now()
+    _check_municipality(municipality)
+    if rejects_path is not None:
+        _check_rejects_path(Path(path), Path(rejects_path))
     src = inspect_file(path)
     prof = choose_profile(src, profile, municipality)
     res = ImportResult(str(path), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, dry_run=dry_run)
-    if not dry_run and fetch_one(con, "SELECT 1 FROM imports WHERE file_sha256 = ? AND kind = 'file'", [src.sha256]):
+    if not dry_run and not again and fetch_one(con, "SELECT 1 FROM imports WHERE file_sha256 = ? AND kind = 'file'", [src.sha256]):
         res.already_imported = True
         res.seconds = time.perf_counter() - t0
         return res
@@ -168,9 +175,35 @@ def import_file(
         release_transcoded(cur)
         cur.close()
     if rejected and rejects_path is not None:
-        res.rejects_file = str(rejects_mod.write_file(rejected, Path(rejects_path)))
+        try:
+            res.rejects_file = str(rejects_mod.write_file(rejected, Path(rejects_path)))
+        except OSError as e:
+            done = "checked" if dry_run else "imported (its rejects are in the workspace's rejects table)"
+            raise IsuError(f"{Path(path).name} was {done}, but the rejects file {rejects_path} could not be written: "
+                           f"{e.strerror or e}") from None
     res.seconds = round(time.perf_counter() - t0, 3)
     return res
+
+
+def _check_municipality(code: str | None) -> None:
+    """``--municipality`` must name a municipality: otherwise every row would be rejected."""
+    if code is None or code in code_list("municipalities"):
+        return
+    near = difflib.get_close_matches(code.zfill(4), code_list("municipalities").codes, n=1, cutoff=0.75)
+    hint = f"; did you mean {near[0]}?" if near else ""
+    raise UsageError(f"--municipality {code!r} is not an SCB municipality code (four digits, e.g. 0126){hint}")
+
+
+def _check_rejects_path(export: Path, rejects: Path) -> None:
+    """Before anything is written: the rejects file must not be the export itself, and its folder
+    must be writable (a failure after the commit would leave the rejects in the workspace only)."""
+    if rejects.resolve() == export.resolve():
+        raise UsageError(f"--rejects {rejects} is the export itself: it would be overwritten; name another file")
+    if rejects.is_dir():
+        raise UsageError(f"--rejects {rejects} is a folder; name a .csv or .xlsx file")
+    folder = next((p for p in [rejects.parent, *rejects.parent.parents] if p.exists()), None)
+    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--rejects {rejects}: cannot write there ({folder or rejects.parent} is not a writable folder)")
 
 
 def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: str | None, params: dict) -> tuple[list, bool]:

@@ -137,6 +137,7 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
     path = Path(path)
     if not path.exists() and not create:
         raise WorkspaceError(f"no workspace at {path}; run 'isu init' (or pass --db PATH)")
+    _check_is_duckdb(path)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as e:
@@ -145,6 +146,9 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
         raise WorkspaceError(f"cannot open workspace {path}: {e}") from None
     except duckdb.Error as e:
         raise WorkspaceError(f"{path} is not a usable isu workspace: {e}") from None
+    if fetch_one(con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()")[0] is None:
+        con.close()  # DuckDB opens a path ending in .csv, .json or .parquet as an in-memory database over that file
+        raise WorkspaceError(f"{path} is a data file, not an isu workspace: nothing would be saved; pass --db with a .duckdb path")
     con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would break --json output
     if os.environ.get("ISU_MEMORY_LIMIT"):  # default: DuckDB's own (80% of RAM)
         con.execute(f"SET memory_limit = '{os.environ['ISU_MEMORY_LIMIT']}'")
@@ -152,6 +156,21 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
         init_store(con)
     _check_version(con, path)
     return con
+
+
+def _check_is_duckdb(path: Path) -> None:
+    """An existing file must be a DuckDB database (its header carries ``DUCK`` at byte 8): DuckDB
+    would otherwise read some files (CSV, JSON, Parquet) as an in-memory database, and an import
+    would report success and save nothing."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # missing (created if allowed), empty (DuckDB initialises it) or a folder (DuckDB's own error)
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except OSError as e:
+        raise WorkspaceError(f"cannot open workspace {path}: {e.strerror}") from None
+    if head[8:12] != b"DUCK":
+        raise WorkspaceError(f"{path} is not an isu workspace (not a DuckDB file); pass --db with a .duckdb path, or 'isu init' a new one")
 
 
 def init_store(con: duckdb.DuckDBPyConnection) -> None:

@@ -147,14 +147,76 @@ def test_out_of_memory_is_one_line_and_changes_nothing(tmp_path):
     from isu.keys import new_key
     from isu.sample_data import write_benchmark_csv
 
-
     export = tmp_path / "big.csv"
     write_benchmark_csv(export, 150_000, encoding="utf-8")
     new_key(tmp_path / "k.key")
     env = {**os.environ, "ISU_DB": str(tmp_path / "w.duckdb"), "ISU_KEY_FILE": str(tmp_path / "k.key"), "ISU_MEMORY_LIMIT": "40MB"}
+    assert run_isu("init", env=env).returncode == 0
     res = run_isu("import", str(export), "--rejects", str(tmp_path / "r.csv"), env=env)
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr and res.stderr.strip().count("\n") == 0
     assert "ISU_MEMORY_LIMIT" in res.stderr
     status = run_isu("status", "--json", env={**env, "ISU_MEMORY_LIMIT": ""})
     assert json.loads(status.stdout)["records"] == 0
+
+
+def test_import_needs_a_workspace_and_refuses_a_data_file_as_one(isu, ws, files, tmp_path):
+    """A mistyped --db would otherwise make a new workspace, and a CSV given as --db would be opened
+    by DuckDB as an in-memory database: the import would report success and save nothing."""
+    good, _ = files
+    p = isu("--db", str(tmp_path / "typo.duckdb"), "import", str(good), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 4 and "run 'isu init'" in one_line_error(p)
+    assert not (tmp_path / "typo.duckdb").exists()
+    notes = tmp_path / "notes.csv"
+    notes.write_bytes(b"a;b\r\n")
+    p = isu("--db", str(notes), "import", str(good), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 4 and "not an isu workspace" in one_line_error(p)
+    assert notes.read_bytes() == b"a;b\r\n"
+
+
+def test_again_imports_a_file_once_more(isu, ws, files):
+    good, _ = files
+    assert isu("import", str(good), env=ws.env(), cwd=ws.dir).returncode == 0
+    p = isu("import", str(good), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 0 and "already imported" in p.stdout and "--again" in p.stdout
+    p = isu("import", str(good), "--again", "--json", env=ws.env(), cwd=ws.dir)
+    res = json.loads(p.stdout)
+    assert p.returncode == 0 and not res["already_imported"] and (res["rows_read"], res["records_unchanged"]) == (2, 2)
+    s = json.loads(isu("status", "--json", env=ws.env()).stdout)
+    assert (s["records"], len(s["imports"])) == (2, 2)
+
+
+def test_rejects_path_problems_are_usage_errors_before_anything_is_written(isu, ws, files):
+    good, mixed = files
+    p = isu("import", str(mixed), "--rejects", str(mixed), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 2 and "the export itself" in one_line_error(p)
+    blocker = ws.dir / "afile.txt"
+    blocker.write_text("x")
+    p = isu("import", str(mixed), "--rejects", str(blocker / "sub" / "r.csv"), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 2 and "cannot write there" in one_line_error(p)
+    p = isu("import", str(good), str(mixed), "--rejects", str(ws.dir / "r.xlsx"), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 2 and "names one file" in one_line_error(p)
+    assert json.loads(isu("status", "--json", env=ws.env()).stdout)["records"] == 0
+
+
+def test_a_rejects_file_that_cannot_be_written_is_one_line(isu, ws, files, monkeypatch):
+    _, mixed = files
+
+    def broken(rejected, path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("isu.rejects.write_file", broken)
+    p = isu("import", str(mixed), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 1 and "could not be written" in one_line_error(p) and "rejects table" in p.stderr
+
+
+def test_several_files_one_broken_the_others_still_import(isu, ws, files):
+    good, mixed = files
+    broken = ws.dir / "broken.csv"
+    broken.write_bytes(b"\x00\x01binary")
+    p = isu("import", str(good), str(broken), str(mixed), "--json", env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 3, p.stderr
+    out = json.loads(p.stdout)["files"]
+    assert [("error" in r, r.get("rows_read")) for r in out] == [(False, 2), (True, None), (False, 2)]
+    assert out[1]["exit_code"] == 3 and "binary" in out[1]["error"]
+    assert json.loads(isu("status", "--json", env=ws.env()).stdout)["records"] == 3

@@ -9,7 +9,7 @@ import pytest
 import isu.importer
 import isu.stage
 import isu.upsert
-from isu.errors import InputError, KeyFileError, ProfileMismatch
+from isu.errors import InputError, KeyFileError, ProfileMismatch, UsageError
 from isu.importer import import_file
 from isu.keys import new_key
 
@@ -146,10 +146,15 @@ def test_municipality_option_for_files_without_the_column(ws):
     assert {v["municipality"] for v in records(ws).values()} == {"2303"}
 
 
-def test_unknown_municipality_code_given_as_option_is_rejected(ws):
+def test_unknown_municipality_code_given_as_option_is_a_usage_error(ws):
+    """Else every row would be rejected, one by one, for the same option."""
     header = [h for h in wide_header() if h != "Kommunkod"]
-    r = ws.import_(write_csv(ws.dir / "nm.csv", [wide_row(1)], header), municipality="9999")
-    assert (r.rows_accepted, r.errors_by_type) == (0, {"not_in_code_list": 1})
+    path = write_csv(ws.dir / "nm.csv", [wide_row(1)], header)
+    with pytest.raises(UsageError, match="not an SCB municipality code"):
+        ws.import_(path, municipality="9999")
+    with pytest.raises(UsageError, match="did you mean 0126"):
+        ws.import_(path, municipality="126")
+    assert ws.import_(path, municipality="0126").rows_accepted == 1
 
 
 def test_same_file_twice_changes_nothing(ws):

@@ -65,6 +65,7 @@ def jamtland(tmp_path_factory):
         if code not in JAMTLAND:
             continue
         db = d / f"{code}.duckdb"
+        assert isu("--db", db, "init")[0] == 0
         rc, out, exc = isu("--db", db, "--key-file", key, "import", files / entry["file"], "--rejects", d)
         assert rc in (0, 10) and exc is None, out
         packages[code] = d / f"{code}.isupool.zip"
