@@ -31,6 +31,12 @@ def _rejects_path(file: Path, rejects: Optional[Path], many: bool) -> Path:
     return rejects / f"{file.stem}.rejects.csv"
 
 
+def _key(path: Path, dry_run: bool):
+    """The pool key; for a check only (``validate``, ``--dry-run``), none when there is no key file:
+    the checks do not depend on the key, so an export can be checked before the key has arrived."""
+    return None if dry_run and not path.exists() else load_key(path)
+
+
 def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, json_, rejects, again=False) -> None:
     """Each file in turn, each its own transaction. A file that cannot be imported is reported and
     the others still run (those before it are committed): the exit code is then that file's."""
@@ -46,7 +52,7 @@ def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, 
             for f in files:
                 task = bar.add_task(f"{'checking' if dry_run else 'importing'} {f.name}", total=None)
                 try:
-                    r = import_file(con, f, profile=profile, municipality=municipality, key_loader=lambda: load_key(state.key_file),
+                    r = import_file(con, f, profile=profile, municipality=municipality, key_loader=lambda: _key(state.key_file, dry_run),
                                     dry_run=dry_run, rejects_path=_rejects_path(f, rejects, len(files) > 1), again=again)
                 except IsuError as e:
                     if len(files) == 1 or isinstance(e, (UsageError, WorkspaceError, KeyFileError)):

@@ -116,6 +116,17 @@ def test_missing_key_exit_6(isu, ws, files):
     assert proc.returncode == 6 and "isu key new" in one_line_error(proc)
 
 
+def test_validate_needs_no_key(isu, ws, files):
+    """Checking an export before the pool key has arrived: the same checks (none depends on the
+    key), nothing kept; a key that is there but wrong is still refused."""
+    _, mixed = files
+    proc = isu("--key-file", str(ws.dir / "nokey"), "validate", str(mixed), "--json", env=ws.env(), cwd=ws.dir)
+    res = json.loads(proc.stdout)
+    assert proc.returncode == 10 and (res["rows_read"], res["rows_accepted"], res["rows_rejected"]) == (2, 1, 1)
+    ws.key_file.chmod(0o644)
+    assert isu("validate", str(mixed), env=ws.env(), cwd=ws.dir).returncode == 6
+
+
 def test_open_key_file_refused(isu, ws, files):
     good, _ = files
     ws.key_file.chmod(0o644)
