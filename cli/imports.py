@@ -11,7 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from rich.markup import escape
 
-from isu.errors import IsuError, KeyFileError, UsageError, WorkspaceError
+from isu.errors import IsuError, KeyFileError, UsageError, WorkspaceBusy, WorkspaceError
 from isu.importer import import_file
 from isu.keys import load_key
 from isu.store import connect, init_store
@@ -31,6 +31,19 @@ def _rejects_path(file: Path, rejects: Optional[Path], many: bool) -> Path:
     return rejects / f"{file.stem}.rejects.csv"
 
 
+def _check_workspace(db: Path) -> duckdb.DuckDBPyConnection:
+    """Where a check runs: the workspace (its key fingerprint is checked too), or an empty one in
+    memory when there is none yet or another process is importing into it."""
+    try:
+        if db.exists():
+            return connect(db)
+    except WorkspaceBusy:
+        pass
+    con = duckdb.connect()
+    init_store(con)
+    return con
+
+
 def _key(path: Path, dry_run: bool):
     """The pool key; for a check only (``validate``, ``--dry-run``), none when there is no key file:
     the checks do not depend on the key, so an export can be checked before the key has arrived."""
@@ -41,9 +54,7 @@ def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, 
     """Each file in turn, each its own transaction. A file that cannot be imported is reported and
     the others still run (those before it are committed): the exit code is then that file's."""
     state = ctx.obj
-    con = duckdb.connect() if dry_run and not state.db.exists() else connect(state.db)
-    if dry_run and not state.db.exists():
-        init_store(con)
+    con = _check_workspace(state.db) if dry_run else connect(state.db)
     results: list[dict] = []
     failed: IsuError | None = None
     any_rejected = False

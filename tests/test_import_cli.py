@@ -145,11 +145,13 @@ def test_second_writer_gets_workspace_busy(isu, ws, files):
     holder = duckdb.connect(str(ws.db))  # this test process is the other writer
     try:
         procs = [run_isu("import", str(good), env=ws.env(), cwd=ws.dir), run_isu("status", "--json", env=ws.env())]
+        check = run_isu("validate", str(good), "--json", env=ws.env(), cwd=ws.dir)  # a check needs no workspace
     finally:
         holder.close()
     for proc in procs:
         assert proc.returncode == 5, proc.stderr
         assert "workspace busy" in one_line_error(proc)
+    assert check.returncode == 0 and json.loads(check.stdout)["rows_accepted"] == 2, check.stderr
     assert isu("import", str(good), env=ws.env(), cwd=ws.dir).returncode == 0  # free again
 
 
