@@ -99,9 +99,9 @@ def _print(r) -> None:
     how = f"{r.shape}, {r.encoding}, delimiter {r.delimiter!r}" if r.encoding else f"{r.shape}, xlsx"
     out.print(f"{Path(r.file).name}: {verb} with profile {r.profile} ({how}): "
               f"read {r.rows_read:,}, accepted {r.rows_accepted:,}, rejected {r.rows_rejected:,}")
-    if not r.dry_run:
-        out.print(f"  records: {r.records_inserted:,} new, {r.records_updated:,} updated, {r.records_unchanged:,} unchanged; "
-                  f"measurements {r.measurements:,}")
+    would = "would be " if r.dry_run else ""
+    out.print(f"  records: {would}{r.records_inserted:,} new, {r.records_updated:,} updated, {r.records_unchanged:,} unchanged; "
+              f"measurements {r.measurements:,}")
     if r.rows_rejected:
         kinds = ", ".join(f"{k} {v}" for k, v in r.errors_by_type.items())
         out.print(f"  problems found, by type: {kinds}")

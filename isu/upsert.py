@@ -19,7 +19,8 @@ from .stage import _KEYED, _KEYS, RECORD_FIELDS, Stage, measurement_count_sql, m
 __all__ = ["ChunkWriter"]
 
 _KEY_COLUMNS = "(municipality VARCHAR, record_key VARCHAR, _row BIGINT, status VARCHAR, n_meas UTINYINT)"
-#: Status of a staged key: d(uplicate, already flagged), r(ejected), i(nserted), u(pdated), n (unchanged or dry run).
+#: Status of a staged key: d(uplicate, already flagged), r(ejected), i(nserted), u(pdated), n(unchanged); a dry run
+#: gives the statuses the import would give.
 _STATUS = ("CASE WHEN NOT _isu_stage._ok AND list_contains(list_transform(_isu_stage._rejects, lambda x: x.type), 'duplicate_key') "
            "THEN 'd' WHEN NOT _isu_stage._ok THEN 'r' WHEN o._row IS NULL THEN {new} WHEN o.same THEN 'n' ELSE {changed} END")
 _UNDO = {"records": "_isu_undo_records", "measurements": "_isu_undo_measurements"}
@@ -61,13 +62,12 @@ class ChunkWriter:
         acc = self._accepted()
         old_sql = (f"SELECT a._row, a.municipality, a.record_key, CAST(a.row_hash AS VARCHAR) = CAST(o.row_hash AS VARCHAR) AS same "
                    f"FROM {acc} a JOIN records o USING (municipality, record_key)")
-        stage.keep("old", old_sql if self.write else old_sql + " WHERE false")
+        stage.keep("old", old_sql)  # a dry run counts what the import would do, too
         accepted = stage.run(f"SELECT count(*) FROM {acc} a")[0][0]
         old, changed = stage.run("SELECT count(*), count(*) FILTER (NOT same) FROM _isu_old")[0]
-        if self.write:
-            res.records_inserted += accepted - old
-            res.records_updated += changed
-            res.records_unchanged += old - changed
+        res.records_inserted += accepted - old
+        res.records_updated += changed
+        res.records_unchanged += old - changed
         if not last:
             self._remember()
         if self.write:
@@ -110,7 +110,7 @@ class ChunkWriter:
 
     def _remember(self) -> None:
         """Keep this chunk's keys for the chunks after it."""
-        new, changed = ("'i'", "'u'") if self.write else ("'n'", "'n'")
+        new, changed = "'i'", "'u'"
         if not self.keys:
             self.con.execute(f"CREATE TABLE _isu_keys {_KEY_COLUMNS}")
             self.con.execute(f"CREATE TEMP TABLE _isu_rkeys {_KEY_COLUMNS}")
@@ -131,8 +131,8 @@ class ChunkWriter:
         late = stage.run("SELECT _row, municipality, record_key, status, n_meas FROM _isu_late")
         for table in ("_isu_keys", "_isu_rkeys"):
             stage.run(f"UPDATE {table} SET status = 'd' WHERE _row IN (SELECT _row FROM _isu_late)")
-        self.deleted = True
-        for table in ("records", "measurements"):
+        for table in ("records", "measurements") if self.write else ():
+            self.deleted = True
             stage.run(f"DELETE FROM {table} t USING _isu_late l WHERE l.status IN ('i', 'u') "
                       "AND t.municipality = l.municipality AND t.record_key = l.record_key")
             if self.undo:
@@ -151,7 +151,7 @@ class ChunkWriter:
                 res.records_inserted -= 1
             elif status == "u":
                 res.records_updated -= 1
-            elif self.write:
+            else:
                 res.records_unchanged -= 1
         return out
 

@@ -86,7 +86,8 @@ def test_chunks_leave_what_one_chunk_leaves(tmp_path, monkeypatch, chunk_rows):
 
 def test_dry_run_in_chunks_counts_as_the_import(tmp_path, monkeypatch):
     ws = make_workspace(tmp_path)
-    _, export = _rows()
+    stored, export = _rows()
+    ws.import_(write_csv(ws.dir / "stored.csv", stored))
     path = write_csv(ws.dir / "export.csv", export)
     monkeypatch.setattr(isu.stage, "CHUNK_ROWS", 2)
     monkeypatch.setattr(isu.stage, "_BATCH", 2)
@@ -94,7 +95,11 @@ def test_dry_run_in_chunks_counts_as_the_import(tmp_path, monkeypatch):
     dry = ws.import_(path, dry_run=True)
     assert store_state(ws.connect()) == before
     real = ws.import_(path)
-    assert (dry.rows_accepted, dry.rows_rejected, dry.errors_by_type) == (real.rows_accepted, real.rows_rejected, real.errors_by_type)
+    counts = lambda r: (r.rows_accepted, r.rows_rejected, r.errors_by_type, r.records_inserted, r.records_updated,  # noqa: E731
+                        r.records_unchanged, r.measurements, r.municipalities)
+    assert counts(dry) == counts(real) and real.records_updated and real.records_unchanged and real.records_inserted
+    again = write_csv(ws.dir / "again.csv", export[:-1])  # the same rows but one: all unchanged, as a dry run says first
+    assert counts(ws.import_(again, dry_run=True)) == counts(ws.import_(again))
 
 
 def test_reimports_keep_keys_unique(ws):
