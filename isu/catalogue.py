@@ -34,7 +34,7 @@ CATALOGUE: dict[str, ErrorType] = {
         ErrorType("date_order", "Dates in wrong order", "row {row}, column {column}: {value!r} is before the start date"),
         ErrorType("invalid_person_id", "Invalid person id", "row {row}, column {column}: {value!r} is not a valid personnummer or samordningsnummer ({detail})"),
         ErrorType("id_in_key", "Person id in key", "row {row}, column {column}: the key {value!r} looks like a person id; export the case system's own key instead"),
-        ErrorType("missing_identity", "No client identity", "row {row}: neither a person id nor a pseudonym is given"),
+        ErrorType("missing_identity", "No client identity", "row {row}, column {column}: empty; every row needs a person id or a pseudonym"),
         ErrorType("unknown_intervention_code", "Unknown intervention code", "row {row}, column {column}: {value!r} has no intervention category; add it to intervention_mapping.csv or the profile's [categories]"),
         ErrorType("municipality_mismatch", "Other municipality", "row {row}, column {column}: {value!r} differs from --municipality {detail}"),
         ErrorType("duplicate_key", "Duplicate record key", "row {row}, column {column}: record key {value!r} occurs on more than one row of this file"),

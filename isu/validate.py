@@ -25,8 +25,9 @@ __all__ = ["Layer", "ROW", "TextLayer", "q", "lit", "text_layer", "typed_layer",
 
 #: The row number column the scan adds (``isu.stage.open_scan``): the text layer reads it.
 ROW = "__isu_row"
-#: A value that looks like a personnummer/samordningsnummer (for keys and masking).
-ID_PATTERN_SQL = r"(\d{6}|\d{8})[-+]?\d{4}"
+#: A value that may carry a personnummer/samordningsnummer (RE2), for checks on keys and codes:
+#: the masker's pattern (``isu.pseudonym.ID_PATTERN``: same syntax in Python's ``re`` and RE2).
+ID_PATTERN_SQL = pseudonym.ID_PATTERN
 
 
 def q(name: str) -> str:
@@ -283,7 +284,7 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
         cols.update(pseudonym.derive_sql("pid_twelve"))
     client_spec = fields["client"]
     given = q("_t_client") if "client" in have else "NULL"
-    masked_id = "translate(_t_person_id, '0123456789', '**********')"
+    masked_id = pseudonym.mask_sql("_t_person_id")  # look-alike digits too
     if has_pid:
         cols["client"] = f"coalesce(pid_client, {given})"
         cols["sex"] = f"CASE WHEN pid_valid THEN pid_sex ELSE {q('_given_sex')} END"
@@ -296,10 +297,11 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
     else:
         cols["client"] = given
         no_id = f"{given} IS NULL"
-    errs.append(_err_struct("", f"CASE WHEN {no_id} THEN 'missing_identity' END", "NULL"))
+    id_column = src_name("person_id") if has_pid else src_name("client")  # where a person would fill it in
+    errs.append(_err_struct(id_column, f"CASE WHEN {no_id} THEN 'missing_identity' END", "NULL"))
     errs.append(_err_struct(src_name("client"), f"CASE WHEN {given} IS NOT NULL AND NOT regexp_full_match({given}, {lit(client_spec.pattern)}) THEN 'bad_format' END", given))
     # a key that carries a person id would put the id on disk
-    errs.append(_err_struct(src_name("record_key"), f"CASE WHEN regexp_matches(q_key, {lit(ID_PATTERN_SQL)}) THEN 'id_in_key' END".replace("q_key", q("record_key")), f"translate({q('record_key')}, '0123456789', '**********')"))
+    errs.append(_err_struct(src_name("record_key"), f"CASE WHEN regexp_matches(q_key, {lit(ID_PATTERN_SQL)}) THEN 'id_in_key' END".replace("q_key", q("record_key")), pseudonym.mask_sql(q("record_key"))))
     # intervention category from the profile's or the shared mapping, or given directly
     mapping = {r["code"]: r["category"] for r in code_list("intervention_mapping").rows}
     mapping.update(profile.categories)

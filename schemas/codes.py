@@ -43,8 +43,17 @@ class CodeList:
         return self._index[code].get(f"label_{lang}") or code
 
     def aliases(self) -> dict[str, str]:
-        """Lower-cased code and labels (sv, en) → code, so an export may carry either."""
+        """Lower-cased code and labels (sv, en) → code, so an export may carry either; and a numeric
+        code with leading zeros by its number too (``126`` for ``0126``), the way Excel writes it
+        (a number cell, or a CSV saved from one) — unless that number is itself another code or
+        label, or stands for two codes (``01`` and ``001``)."""
         out: dict[str, str] = {}
+        unpadded: dict[str, set[str]] = {}
+        for r in self.rows:
+            code = r["code"]
+            if code.isdigit() and code.startswith("0") and code.strip("0"):
+                unpadded.setdefault(code.lstrip("0"), set()).add(code)
+        out.update({number: codes.pop() for number, codes in unpadded.items() if len(codes) == 1})
         for r in self.rows:
             for key in ("label_en", "label_sv", "code"):
                 if r.get(key):

@@ -65,12 +65,13 @@ def id_digits(draw) -> str:
 
 @st.composite
 def written_ids(draw) -> str:
-    """An id as an export might write it: random separators (-, +, space, colon) at random places."""
+    """An id as an export might write it: random separators (-, +, space, colon, and look-alikes
+    python-stdnum reads as them: en dash, minus sign, no-break space, fullwidth colon) at random places."""
     digits = draw(st.one_of(id_digits(), st.text("0123456789", min_size=9, max_size=13)))
     chars = list(digits)
     for _ in range(draw(st.integers(0, 3))):
         pos = draw(st.integers(0, len(chars)))
-        chars.insert(pos, draw(st.sampled_from(["-", "+", " ", ":"])))
+        chars.insert(pos, draw(st.sampled_from(["-", "+", " ", ":", "\u2013", "\u2212", "\u00a0", "\uff1a"])))
     return "".join(chars)
 
 

@@ -27,7 +27,7 @@ WIDE_CASES = {  # error type → (fields of the row, column named in the reject,
     "date_order": (dict(ended_on="2024-01-01"), "Slutdatum", "2024-01-01"),
     "invalid_person_id": (dict(person_id="19800101-1235"), "Personnummer", "********-****"),
     "id_in_key": (dict(record_key="A19800101-1231"), "Ärende-ID", "A********-****"),
-    "missing_identity": (dict(person_id=""), "", ""),
+    "missing_identity": (dict(person_id=""), "Personnummer", ""),
     "unknown_intervention_code": (dict(intervention_code="ZZZ"), "Insatskod", "ZZZ"),
     "municipality_mismatch": (dict(municipality="0181"), "Kommunkod", "0181"),
 }
