@@ -19,6 +19,7 @@ from isu.schemas.models import Intervention, Measurement
 from isu.schemas.rules import NotBefore, WithinInstrumentRange
 
 from . import pseudonym
+from .errors import IsuError
 from .contract import FieldSpec, measurement_fields, record_fields
 
 __all__ = ["Layer", "ROW", "TextLayer", "q", "lit", "text_layer", "typed_layer", "ID_PATTERN_SQL"]
@@ -303,8 +304,7 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
     # a key that carries a person id would put the id on disk
     errs.append(_err_struct(src_name("record_key"), f"CASE WHEN regexp_matches(q_key, {lit(ID_PATTERN_SQL)}) THEN 'id_in_key' END".replace("q_key", q("record_key")), pseudonym.mask_sql(q("record_key"))))
     # intervention category from the profile's or the shared mapping, or given directly
-    mapping = {r["code"]: r["category"] for r in code_list("intervention_mapping").rows}
-    mapping.update(profile.categories)
+    mapping = _category_mapping(profile)
     code = q("intervention_code")
     whens = " ".join(f"WHEN {lit(k.upper())} THEN {lit(v)}" for k, v in sorted(mapping.items()))
     given_cat = _mapped(q("_t_category"), _aliases("category", fields["category"], profile)) if "category" in have else "NULL"
@@ -354,6 +354,20 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
         for i, (column, _, value) in enumerate(errs))
     cols["_rejects"] = f"CASE WHEN NOT _ok THEN list_filter([{structs}], lambda x: x.type IS NOT NULL) END"
     return Layer(cols)
+
+
+def _category_mapping(profile: Profile) -> dict[str, str]:
+    """Local intervention code → category (the shared list, then the profile's ``[categories]``);
+    a category that is not in ``intervention_categories`` is a configuration error, not a row's:
+    every row with that code would be stored under a category no table knows."""
+    mapping = {r["code"]: r["category"] for r in code_list("intervention_mapping").rows}
+    known = code_list("intervention_categories")
+    for where, pairs in (("intervention_mapping.csv", mapping), (f"profile {profile.name!r} [categories]", profile.categories)):
+        for local, category in pairs.items():
+            if category not in known:
+                raise IsuError(f"{where}: code {local!r} maps to {category!r}, which is not in intervention_categories.csv "
+                               f"(known: {', '.join(known.codes)})")
+    return {**mapping, **profile.categories}
 
 
 def _display_column(profile: Profile, g: int | None, tp: str | None, name: str) -> str:

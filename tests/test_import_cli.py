@@ -233,3 +233,18 @@ def test_several_files_one_broken_the_others_still_import(isu, ws, files):
     assert [("error" in r, r.get("rows_read")) for r in out] == [(False, 2), (True, None), (False, 2)]
     assert out[1]["exit_code"] == 3 and "binary" in out[1]["error"]
     assert json.loads(isu("status", "--json", env=ws.env()).stdout)["records"] == 3
+
+
+def test_a_code_list_mapping_to_an_unknown_category_is_one_line(isu, ws, files, tmp_path):
+    """A regional mapping file with a typo in a category would file every such row under a
+    category no published table knows: the import stops before reading a row."""
+    from isu.schemas.codes import CODES_DIR
+
+    good, _ = files
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    text = (CODES_DIR / "intervention_mapping.csv").read_text(encoding="utf-8")
+    (codes / "intervention_mapping.csv").write_text(text + "KBTX,psychosocial,KBT\n", encoding="utf-8")
+    p = isu("import", str(good), env={**ws.env(), "ISU_CODES_DIR": str(codes)}, cwd=ws.dir)
+    assert p.returncode == 1 and "'psychosocial', which is not in intervention_categories.csv" in one_line_error(p)
+    assert json.loads(isu("status", "--json", env=ws.env()).stdout)["records"] == 0
