@@ -29,7 +29,7 @@ from . import stage as stage_mod
 from .errors import InputError, IsuError, KeyFileError, ProfileMismatch, UsageError
 from .keys import PoolKey
 from .pseudonym import hmac_params, mask_ids
-from .read import Source, csv_scan_sql, inspect_file, read_xlsx, register_transcoded, release_transcoded
+from .read import Source, csv_scan_sql, inspect_file, needs_copy, read_xlsx, register_transcoded, release_transcoded
 from .stage import Stage, Typing, chunks, malformed_lines, open_scan
 from .upsert import ChunkWriter
 from .store import fetch_one, transaction
@@ -215,7 +215,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
     if src.kind == "xlsx":
         cur.register("_isu_xlsx", read_xlsx(src.path, prof.sheet))
         scan = "_isu_xlsx"
-    elif src.encoding == "cp1252" and src.c1_bytes:
+    elif needs_copy(src):
         scan = register_transcoded(cur, src)
     else:
         scan = csv_scan_sql(src)
@@ -223,7 +223,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
     found: list[rejects_mod.Pending] = []
     try:
         typing = Typing(con, prof, src, municipality=municipality, params=params)
-        reader = open_scan(cur, scan)
+        reader = open_scan(cur, scan, src if src.kind == "csv" else None)
         for i, (raw, last) in enumerate(chunks(reader, stage_mod.CHUNK_ROWS if prof.shape == "wide" else None)):
             chunk = typing(raw)
             del raw  # the chunk's raw text (person ids): gone before the chunk is written
@@ -232,7 +232,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
             found += writer.chunk(stage, last=last)
             found += rejects_mod.pending(stage.run)
             del stage
-        malformed = malformed_lines(cur, src)
+        malformed = malformed_lines(cur, src, reader)
     except duckdb.OutOfMemoryException:
         raise IsuError(
             f"{src.path.name}: too large to check within DuckDB's memory limit (ISU_MEMORY_LIMIT); the import never spills to "

@@ -6,7 +6,8 @@ bad value becomes a reported reject instead of a failed read.
 
 Encodings: UTF-8 (with or without BOM) and Windows-1252. DuckDB has Latin-1 built in, and cp1252
 differs from it only in bytes 0x80-0x9F (€, curly quotes…), which DuckDB's Latin-1 refuses: a file
-with such bytes is transcoded in memory instead (``register_transcoded``).
+with such bytes is transcoded in memory instead (``register_transcoded``), as is a file whose lines
+end in both CRLF and LF (DuckDB's strict reader stops at the first line that differs).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import itertools
 import queue
 import threading
 from dataclasses import dataclass
@@ -24,12 +26,12 @@ from pathlib import Path
 from .errors import InputError
 from .pseudonym import mask_ids
 
-__all__ = ["Source", "inspect_file", "csv_scan_sql", "register_transcoded", "release_transcoded", "read_xlsx"]
+__all__ = ["Source", "inspect_file", "csv_scan_sql", "needs_copy", "register_transcoded", "release_transcoded", "read_xlsx"]
 
 DELIMITERS = (";", ",", "\t", "|")
 CHUNK = 4 << 20
 _C1 = bytes(range(0x80, 0xA0))
-
+MAX_LINE = 1 << 20  # bytes of one row, for DuckDB's reader
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,17 @@ class Source:
     c1_bytes: bool = False  # any byte 0x80-0x9F: only then does cp1252 differ from Latin-1
     delimiter: str | None = None
     header: tuple[str, ...] = ()
+    mixed_line_ends: bool = False  # CRLF and bare LF (line ends, or inside quoted values): read from a copy in memory
 
 
-def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool]:
-    """One pass: SHA-256, whether all bytes are UTF-8, BOM, the first chunk, any byte 0x80-0x9F.
-    The hash runs in a second thread (hashlib lets go of the GIL) beside the checks of the text."""
+def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool]:
+    """One pass: SHA-256, the encoding, BOM, the first chunk, any byte 0x80-0x9F, mixed line ends.
+    The hash runs in a second thread (hashlib lets go of the GIL) beside the checks of the text.
+
+    UTF-8 unless the bytes that do not decode as UTF-8 outnumber the multi-byte sequences that do
+    (a BOM means UTF-8). Windows-1252 text practically never forms a valid sequence (å is the lone
+    byte 0xE5), so this tells the two apart, and a UTF-8 export with a stray byte stays UTF-8: DuckDB
+    sets aside just the line that holds it, where reading it all as cp1252 would garble every row."""
     h = hashlib.sha256()
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
 
@@ -58,8 +66,9 @@ def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool]:
 
     hasher = threading.Thread(target=digest, name="isu-sha256", daemon=True)
     hasher.start()
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    utf8 = True
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    invalid = multibyte = crs = lfs = 0
+    lf_first = False
     c1 = False
     first = b""
     try:
@@ -69,20 +78,22 @@ def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool]:
                 if not first:
                     first = chunk
                 c1 = c1 or len(chunk.translate(None, _C1)) != len(chunk)
-                if utf8:
-                    try:
-                        decoder.decode(chunk)
-                    except UnicodeDecodeError:
-                        utf8 = False
+                if invalid <= 100 * (multibyte + 1):  # else cp1252 beyond doubt: spare decoding the rest
+                    text = decoder.decode(chunk)
+                    invalid += text.count("\ufffd")
+                    multibyte += len(chunk) - len(text)  # the bytes after the first of each sequence
+                if crs or b"\r" in chunk:  # counting takes 0.1 s on 126 MB, a search for one byte next to nothing
+                    crs += chunk.count(b"\r")
+                    lfs += chunk.count(b"\n")
+                elif b"\n" in chunk:
+                    lf_first = True  # LF line ends before any CR: bare, if a CRLF comes later
     finally:
         chunks.put(None)
         hasher.join()
-    if utf8:
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            utf8 = False
-    return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), first.startswith(codecs.BOM_UTF8), first, c1
+    invalid += decoder.decode(b"", final=True).count("\ufffd")
+    bom = first.startswith(codecs.BOM_UTF8)
+    utf8 = bom or multibyte >= invalid
+    return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), bom, first, c1, crs > 0 and (lf_first or crs < lfs)
 
 
 def _first_record(text: str, delimiter: str | None) -> tuple[str, list[str]]:
@@ -108,7 +119,7 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        sha, found, bom, first, c1 = _digest_and_encoding(path)
+        sha, found, bom, first, c1, mixed = _digest_and_encoding(path)
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
     if not first:
@@ -127,14 +138,33 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
         delim, header = _first_record(text, delimiter)
     except InputError as e:
         raise InputError(f"{path}: {e}") from None
-    if len(set(header)) != len(header):
-        dup = sorted({h for h in header if header.count(h) > 1})
+    names = [h for h in header if h]  # empty cells get names of their own (``_name_empty``)
+    if len(set(names)) != len(names):
+        dup = sorted({h for h in names if names.count(h) > 1})
         raise InputError(f"{path}: the header repeats column names {mask_ids(str(dup))}; each column needs its own name")
-    return Source(path, sha, "csv", enc, bom, c1, delim, tuple(header))
+    return Source(path, sha, "csv", enc, bom, c1, delim, _name_empty(header), mixed)
+
+
+def _name_empty(header: list[str]) -> tuple[str, ...]:
+    """Empty header cells (a header ending in a delimiter, say) named 'column N' after their place,
+    so that DuckDB can read them; no profile names them, so their values are ignored."""
+    taken = set(header)
+    named = []
+    for i, h in enumerate(header, 1):
+        if not h:
+            h = next(n for n in (f"column {i}" + "'" * k for k in itertools.count()) if n not in taken)
+            taken.add(h)
+        named.append(h)
+    return tuple(named)
 
 
 def _quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
+
+
+def needs_copy(src: Source) -> bool:
+    """Whether DuckDB must read ``src`` from a copy in memory (``register_transcoded``)."""
+    return src.kind == "csv" and (src.mixed_line_ends or (src.encoding == "cp1252" and src.c1_bytes))
 
 
 def csv_scan_sql(src: Source) -> str:
@@ -144,18 +174,24 @@ def csv_scan_sql(src: Source) -> str:
     return (
         f"read_csv({_quote(str(src.path))}, delim={_quote(src.delimiter)}, quote='\"', escape='\"', header=true, "
         f"auto_detect=false, columns={cols}, encoding={_quote(enc)}, ignore_errors=true, store_rejects=true, "
-        f"null_padding=false, strict_mode=true, max_line_size=1048576)"
-    )
+        f"null_padding=false, strict_mode=true, max_line_size={MAX_LINE})")
 
 
 def register_transcoded(con, src: Source, name: str = "_isu_src") -> str:
-    """A cp1252 file with bytes 0x80-0x9F (DuckDB's Latin-1 reader refuses those): decoded in
-    memory and handed to DuckDB as UTF-8 through an in-memory file, never a copy on disk (the file
-    holds person ids). Costs the file's size in memory; such files are rare."""
-    data = src.path.read_bytes().decode("cp1252", errors="replace").encode("utf-8")
+    """A CSV that DuckDB cannot read from disk as it is, handed to DuckDB as UTF-8 through an
+    in-memory file, never a copy on disk (the file holds person ids): cp1252 with bytes 0x80-0x9F
+    (DuckDB's Latin-1 reader refuses those) decoded, mixed line ends made LF (DuckDB's strict reader
+    stops at the first line that differs; the lines stay the same lines). Costs the file's size in
+    memory, a few times over while it is made; such files are rare."""
+    data = src.path.read_bytes()
+    if src.mixed_line_ends:
+        data = data.replace(b"\r\n", b"\n")
+    if src.encoding != "utf-8":
+        data = data.decode(src.encoding, errors="replace").encode("utf-8")
     rel = con.read_csv(
         io.BytesIO(data), delimiter=src.delimiter, quotechar='"', escapechar='"', header=True, auto_detect=False,
         columns={c: "VARCHAR" for c in src.header}, ignore_errors=True, store_rejects=True, null_padding=False,
+        strict_mode=True, max_line_size=MAX_LINE,
     )
     con.register(name, rel)
     return name

@@ -1,6 +1,7 @@
 """Staging inside the import transaction: the typed, checked rows of one export, a chunk at a time.
 
-``open_scan`` reads the file's text on a second connection and streams it out as Arrow;
+``open_scan`` reads the file's text on a second connection and streams it out as Arrow (``Scan``
+sets aside the rows that stray quotes made of several lines, which ``malformed_lines`` reports);
 ``chunks`` numbers the rows and cuts the stream into chunks of ``CHUNK_ROWS`` rows, so the memory
 an import needs is bounded by the chunk, not the file. ``Typing`` runs the text and typed layers
 (``isu.validate``) over a chunk on all cores, and out come typed rows
@@ -16,23 +17,26 @@ text holds ids and the stage's reject lists hold raw values (masked later, in ``
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from isu.schemas import Profile
 
-from .read import Source
+from .read import MAX_LINE, Source
 from .errors import InputError
 from .validate import ROW, lit, q, text_layer, typed_layer
 
 __all__ = ["CHUNK_ROWS", "RECORD_FIELDS", "Malformed", "Stage", "Typing", "chunks", "malformed_lines",
            "measurement_count_sql", "measurements_sql", "open_scan"]
 
-Malformed = tuple[int, str]  # (line, DuckDB's error kind)
+Malformed = tuple[int, str]  # (row, what is wrong with it: DuckDB's error kind, and the lines it spans)
 #: Rows per chunk of a wide export (a 10-million-row import peaked at 1.1 GB with these).
 CHUNK_ROWS = 500_000
 _BATCH = 100_000
@@ -47,12 +51,87 @@ _KEYED = "municipality IS NOT NULL AND record_key IS NOT NULL"
 _KEYS = "(SELECT * FROM _isu_keys UNION ALL SELECT * FROM _isu_rkeys)"
 
 
-def open_scan(cur: duckdb.DuckDBPyConnection, scan: str) -> pa.RecordBatchReader:
+def open_scan(cur: duckdb.DuckDBPyConnection, scan: str, src: Source | None) -> Scan:
     """Start reading the export's text on ``cur`` (a cursor of the workspace: the caller's
     connection stays free to type and write chunks). The reader owns ``cur`` until it is read to
     its end. A bare scan keeps the file's order (DuckDB's insertion order) and runs on all cores;
-    ``chunks`` numbers its rows. (``row_number() OVER ()`` in SQL would read the file on one core.)"""
-    return cur.sql(f"SELECT * FROM {scan}").to_arrow_reader(_BATCH)
+    ``chunks`` numbers its rows. (``row_number() OVER ()`` in SQL would read the file on one core.)
+    ``src``: the CSV it reads (None for a workbook), whose lines ``Scan`` accounts for."""
+    return Scan(cur.sql(f"SELECT * FROM {scan}").to_arrow_reader(_BATCH), src)
+
+
+class Scan:
+    """The rows of a scan, as Arrow batches, minus the rows in which a stray quote swallowed whole
+    lines of a CSV: a value holding a line break and as many delimiters as a line has (``merged``).
+    Such a row is no row of the export, so it is never typed: ``malformed_lines`` reports it, and
+    the lines it took. Also noted for that: the rows whose values span lines (``spans``), so that
+    line numbers in the file can be told from row numbers."""
+
+    def __init__(self, reader: pa.RecordBatchReader, src: Source | None) -> None:
+        self.reader, self.schema, self.src = reader, reader.schema, src
+        self.rows = 0  # rows read, the merged ones with them
+        self._spans: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in _typed_errors(self.reader):
+            if self.src is not None and any(map(_may_break, batch.columns)):
+                batch = self._note(batch)
+            else:
+                self.rows += batch.num_rows
+            yield batch
+
+    def _note(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        breaks = np.zeros(batch.num_rows, np.int64)
+        merged = np.zeros(batch.num_rows, bool)
+        whole = max(len(self.schema) - 1, 1)
+        for col in batch.columns:
+            if _may_break(col):
+                n = pc.count_substring(col, "\n").fill_null(0).to_numpy(zero_copy_only=False)
+                d = pc.count_substring(col, self.src.delimiter).fill_null(0).to_numpy(zero_copy_only=False)
+                breaks += n
+                merged |= (n > 0) & (d >= whole)
+        at = np.flatnonzero(breaks)
+        self._spans.append((self.rows + 1 + at, breaks[at], merged[at]))
+        self.rows += batch.num_rows
+        return batch.filter(pa.array(~merged)) if merged.any() else batch
+
+    def spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row of the scan from 1, line breaks in it, merged) of the rows whose values span lines."""
+        return tuple(np.concatenate(a) for a in zip(*self._spans)) if self._spans else _NO_SPANS
+
+
+_NO_SPANS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool))
+
+
+def _typed_errors(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """``reader``'s batches. An error DuckDB meets while the Arrow stream is read (a bad line deep in
+    the file) reaches Python as a bare OSError: it gets its DuckDB type back, which the importer
+    reports as a file it cannot read."""
+    batches = iter(reader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except OSError as e:
+            kind = _ERRORS.get(str(e).split(":", 1)[0])
+            if kind is None:
+                raise
+            raise kind(str(e)) from None
+        yield batch
+
+
+_ERRORS = {"Invalid Input Error": duckdb.InvalidInputException, "IO Error": duckdb.IOException,
+           "Conversion Error": duckdb.ConversionException, "Out of Memory Error": duckdb.OutOfMemoryException}
+
+
+def _may_break(col: pa.Array) -> bool:
+    """Whether a column of text may hold a line break (its data buffer has one: no false negatives)."""
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return bool(pc.any(pc.match_substring(col, "\n")).as_py())
+    data = col.buffers()[2]
+    return data is not None and 10 in np.frombuffer(data, np.uint8)
+
 
 
 class Typing:
@@ -90,17 +169,84 @@ def chunks(reader: pa.RecordBatchReader, rows: int | None) -> Iterator[tuple[pa.
     yield pa.Table.from_batches(batches, schema=schema), True
 
 
-def malformed_lines(cur: duckdb.DuckDBPyConnection, src: Source) -> list[Malformed]:
-    """The lines DuckDB's CSV reader set aside (after the scan has been read to its end)."""
+def malformed_lines(cur: duckdb.DuckDBPyConnection, src: Source, scan: Scan | None = None) -> list[Malformed]:
+    """The rows DuckDB's CSV reader set aside, and those ``Scan`` did (after the scan has been read
+    to its end); each says which lines of the file it spans when they are more than one. A quote
+    that never closes (the last row of the file, spanning lines) fails the whole file instead: the
+    rest of the file was read as one value."""
     if src.kind != "csv":
         return []  # XLSX has no malformed lines
+    # only counts leave DuckDB: csv_line holds ids. It runs from the line end before the row
+    # (blank lines too: DuckDB counts them in ``line``) and may end in the row's own line end.
+    text = "trim(csv_line, chr(13) || chr(10))"
     try:
-        rows = cur.execute("SELECT line, CAST(min(error_type) AS VARCHAR) FROM reject_errors GROUP BY line ORDER BY line").fetchall()
+        rows = cur.execute(f"""SELECT line, CAST(min(error_type) AS VARCHAR),
+                                      max(length({text}) - length(replace({text}, chr(10), ''))), max(strlen(csv_line)) >= {_CUT}
+                               FROM reject_errors GROUP BY line ORDER BY line""").fetchall()
     except duckdb.CatalogException:
-        return []
+        rows = []
     cur.execute("DROP TABLE IF EXISTS reject_errors")
     cur.execute("DROP TABLE IF EXISTS reject_scans")
-    return [(int(line), kind) for line, kind in rows]
+    spans, read = (scan.spans(), scan.rows) if scan is not None else (_NO_SPANS, 0)
+    return _explain(src, [(int(line), kind, None if cut else int(n)) for line, kind, n, cut in rows], *spans, read)
+
+
+#: DuckDB keeps at most 10,000 bytes of a line in ``csv_line`` (duckdb#18980), cut at a character.
+_CUT = 9990
+#: DuckDB's error kinds that need more words than their name (``isu.rejects.collect`` lowercases them).
+_KINDS = {
+    "UNQUOTED VALUE": 'a quoted value goes on after its closing quote (")',
+    "LINE SIZE OVER MAXIMUM": f"longer than {MAX_LINE} bytes",
+    "INVALID ENCODING": "bytes that are not utf-8, though the rest of the file is utf-8",
+}
+
+
+def _explain(src: Source, bad: list[tuple[int, str, int | None]], scan_rows: np.ndarray, breaks: np.ndarray,
+             merged: np.ndarray, read: int) -> list[Malformed]:
+    """``bad``: DuckDB's (row, error kind, line breaks in it or None if its text was cut); the rest:
+    see ``Scan``. Rows count as a spreadsheet shows them (a value spanning lines is one row; the
+    header is row 1); a row's first line in the file is its row number plus the line breaks inside
+    the rows before it."""
+    taken = np.array([row for row, _, _ in bad], np.int64)
+    rows = _rows_of(scan_rows, taken)
+    last = max([int(_rows_of(np.array([read]), taken)[0]), *taken.tolist()])  # the file's last row
+    fine_rows, fine_before = rows[~merged], np.cumsum(breaks[~merged])  # values spanning lines, read as they should be
+    records = bad + [(int(row), "merged", int(n)) for row, n in zip(rows[merged], breaks[merged])]
+    out, aside = [], 0  # aside: the line breaks inside the rows set aside so far
+    for row, kind, n in sorted(records, key=lambda r: r[0]):
+        i = int(np.searchsorted(fine_rows, row))
+        first = row + aside + (int(fine_before[i - 1]) if i else 0)
+        if n is None:  # DuckDB cut its text: count its lines in the file
+            n = _breaks_from(src.path, first)
+        aside += n
+        if n and row == last and kind in ("UNQUOTED VALUE", "LINE SIZE OVER MAXIMUM"):
+            raise InputError(f"{src.path.name}: line {first}: a quote (\") opens a value that never closes, so the rest of "
+                             "the file would be read as one value; fix the quote and import again")
+        what = [] if kind == "merged" else [_KINDS.get(kind, kind.lower())]
+        if n:
+            what.append(f"lines {first}-{first + n} read as one row: a quote opens at line {first} and closes at line {first + n}")
+        out.append((row, "; ".join(what)))
+    return out
+
+
+def _rows_of(scan_rows: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    """Row numbers of the scan's rows (from 1), counting the rows DuckDB set aside (``taken``,
+    ascending) between them: scan row k is row k + 1 + j, j the rows set aside up to it, that is
+    those with ``taken[j] - j <= k + 1``."""
+    return scan_rows + 1 + np.searchsorted(taken - np.arange(len(taken)), scan_rows + 1, side="right")
+
+
+def _breaks_from(path: Path, line: int) -> int:
+    """Line breaks inside the row that starts on ``line`` of the file: the lines until its quotes
+    pair up (or the file ends). For rows too long for DuckDB to keep their text."""
+    quotes = breaks = 0
+    with path.open("rb") as f:
+        for text in itertools.islice(f, line - 1, None):
+            quotes += text.count(b'"')
+            if quotes % 2 == 0:
+                return breaks
+            breaks += 1
+    return max(breaks - 1, 0)
 
 
 def _flags(profile: Profile, cross: bool) -> list[tuple[str, str, str, str]]:

@@ -203,6 +203,7 @@ def exports(draw) -> bytes:
     header = wide_header()
     if draw(st.booleans()):
         header = draw(st.permutations(header))[: draw(st.integers(1, len(header)))]
+    header = header + [""] * draw(st.sampled_from([0, 0, 1, 2]))  # a header ending in delimiters
     delim = draw(st.sampled_from([";", ",", "\t", "|"]))
     rows = []
     for _ in range(draw(st.integers(0, 8))):
@@ -223,6 +224,7 @@ def exports(draw) -> bytes:
         text = buf.getvalue()
     else:  # no quoting at all: delimiters and quotes inside cells break the lines
         text = "\n".join(delim.join(r) for r in [header, *rows]) + draw(st.sampled_from(["", "\n"]))
+    text += draw(st.sampled_from(["", "", "Summa;1\n", "Summa;1\r\n", "x\r"]))  # a footer, its line end maybe another
     encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]))
     data = text.encode(encoding, errors="replace")
     if draw(st.integers(0, 4)) == 0:
@@ -242,6 +244,8 @@ def fuzz_store(tmp_path_factory):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=exports())
 @example(data=";".join(wide_header()[:10]).encode())  # record columns only, no measurement columns (found by this test)
+@example(data=(";".join(wide_header()) + ";\r\n" + ";".join(wide_row(1).values()) + ";\r\nSumma;1\n").encode())
+@example(data=(";".join(wide_header()) + '\n0180;"K1;\n0180;K2\n').encode())  # a quote that never closes
 def test_any_bytes_give_a_clean_result_or_one_isu_error(fuzz_store, data):
     con, folder = fuzz_store
     path = folder / f"f{hashlib.sha1(data).hexdigest()[:12]}.csv"

@@ -1,0 +1,277 @@
+"""Reading damaged exports: stray quotes, empty header cells, mixed line ends, a stray byte.
+
+Each file is a valid export damaged the way real ones are. Whatever the damage, every row read is
+accepted or rejected, a row that swallowed lines says which, and nothing names a person id.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from isu.errors import InputError
+from isu.read import inspect_file
+from isu.stage import _rows_of
+
+from conftest import pnr, wide_header, wide_row, write_csv
+
+CRLF = b"\r\n"
+SWEDISH = dict(need_area="Försörjning", end_reason="Klienten avbröt")
+
+
+def _export(path: Path, n: int, *, newline: str = "\r\n", encoding: str = "utf-8", comment: dict[int, str] | None = None,
+            **kw) -> list[bytes]:
+    """An export of ``n`` valid rows (records K1..Kn on lines 2..n+1), as its lines, for damaging.
+    ``comment``: a ``Kommentar`` column (no profile reads it) with these values by record."""
+    header = wide_header() + (["Kommentar"] if comment is not None else [])
+    rows = [{**wide_row(i, **kw), "Kommentar": (comment or {}).get(i, "")} for i in range(1, n + 1)]
+    write_csv(path, rows, header, newline=newline, encoding=encoding)
+    return path.read_bytes().split(newline.encode())
+
+
+def _save(path: Path, lines: list[bytes], newline: bytes = CRLF) -> Path:
+    path.write_bytes(newline.join(lines))
+    return path
+
+
+def _quote(line: bytes, cell: bytes, *, opens: bool) -> bytes:
+    """``line`` with a stray quote before (``opens``) or after its cell ``cell``."""
+    assert b";" + cell + b";" in line
+    return line.replace(b";" + cell + b";", b';"' + cell + b";" if opens else b";" + cell + b'";', 1)
+
+
+def _rejects(result) -> list[dict[str, str]]:
+    with open(result.rejects_file, encoding="utf-8-sig", newline="") as f:
+        return list(csv.DictReader(f, delimiter=";"))
+
+
+def _no_ids(text: str, n: int) -> None:
+    assert not any(pnr(i) in text or pnr(i)[2:] in text for i in range(1, n + 1)), "a person id was written"
+
+
+def _stored(ws) -> tuple[int, int, int]:
+    with ws.connect() as con:
+        return tuple(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("records", "imports", "rejects"))
+
+
+# --- 1. stray quotes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_quote_that_never_closes_fails_the_whole_file_naming_its_line(ws, dry_run):
+    p = ws.dir / "open.csv"
+    lines = _export(p, 10)
+    lines[3] = _quote(lines[3], b"Boende", opens=True)  # line 4: the rest of the file would be one value
+    _save(p, lines)
+    with pytest.raises(InputError) as e:
+        ws.import_(p, dry_run=dry_run)
+    msg = str(e.value)
+    assert msg == ('open.csv: line 4: a quote (") opens a value that never closes, so the rest of the file would be read '
+                   "as one value; fix the quote and import again")
+    assert _stored(ws) == (0, 0, 0)
+
+
+def test_the_line_of_a_quote_that_never_closes_counts_the_lines_of_values_before_it(ws):
+    p = ws.dir / "open2.csv"
+    lines = _export(p, 10, comment={1: "rad ett\r\nrad två"})  # record 1 spans lines 2-3
+    lines[5] = _quote(lines[5], b"Boende", opens=True)  # row 5, line 6
+    _save(p, lines)
+    with pytest.raises(InputError, match=r"^open2\.csv: line 6: a quote"):
+        ws.import_(p)
+
+
+def test_a_quote_that_opens_on_the_last_line_rejects_that_row_only(ws):
+    p = ws.dir / "last.csv"
+    lines = _export(p, 5)
+    lines[5] = _quote(lines[5], b"Boende", opens=True)  # line 6, the last: nothing after it is lost
+    r = ws.import_(_save(p, lines))
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (5, 4, 1)
+    assert [(x["row"], x["error_type"]) for x in _rejects(r)] == [("6", "malformed_row")]
+
+
+def test_two_stray_quotes_in_one_column_reject_the_row_they_make_and_name_its_lines(ws):
+    p = ws.dir / "two.csv"
+    lines = _export(p, 10)
+    lines[3] = _quote(lines[3], b"Boende", opens=True)  # line 4 ...
+    lines[7] = _quote(lines[7], b"Boende", opens=False)  # ... to line 8: one row of 20 columns
+    lines[10] = lines[10].replace(b";Boende;", b";BAD;")  # line 11, K10: row 7 as a spreadsheet shows it
+    r = ws.import_(_save(p, lines))
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (6, 4, 2)
+    got = [(x["row"], x["error_type"], x["value"], x["message"]) for x in _rejects(r)]
+    assert got == [
+        ("4", "malformed_row", "", "row 4: the line does not split into the header's columns "
+                                   "(lines 4-8 read as one row: a quote opens at line 4 and closes at line 8)"),
+        ("7", "not_in_code_list", "BAD", got[1][3]),
+    ]
+    with ws.connect() as con:
+        assert [k for (k,) in con.execute("SELECT record_key FROM records ORDER BY 1").fetchall()] == ["K1", "K2", "K8", "K9"]
+    _no_ids(Path(r.rejects_file).read_text(encoding="utf-8-sig"), 10)
+
+
+def test_two_stray_quotes_in_other_columns_name_the_lines_of_the_malformed_row(ws):
+    p = ws.dir / "cols.csv"
+    lines = _export(p, 10)
+    lines[3] = _quote(lines[3], b"Boende", opens=True)  # line 4, need area ...
+    lines[5] = _quote(lines[5], b"FAM", opens=False)  # ... to line 6, intervention code: a column short
+    r = ws.import_(_save(p, lines))
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (8, 7, 1)
+    [x] = _rejects(r)
+    assert (x["row"], x["error_type"]) == ("4", "malformed_row")
+    assert x["message"].endswith("(missing columns; lines 4-6 read as one row: a quote opens at line 4 and closes at line 6)")
+
+
+def test_stray_quotes_in_a_column_no_profile_reads_still_reject_the_row(ws):
+    """The row they make has every column the profile reads, all valid: it would be stored, and the
+    records of the lines it swallowed silently lost."""
+    p = ws.dir / "comment.csv"
+    lines = _export(p, 6, comment={i: "ok" for i in range(1, 7)})
+    lines[3] = lines[3][: -len(b"ok")] + b'"ok'  # line 4, K3 ...
+    lines[5] = lines[5][: -len(b"ok")] + b'ok"'  # ... to line 6, K5
+    r = ws.import_(_save(p, lines))
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (4, 3, 1)
+    [x] = _rejects(r)
+    assert (x["row"], x["error_type"]) == ("4", "malformed_row")
+    assert "lines 4-6 read as one row" in x["message"]
+    with ws.connect() as con:
+        assert con.execute("SELECT count(*) FROM records WHERE record_key = 'K3'").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(("rows", "closes", "cell", "kind"), [
+    (300, 250, b"Boende", ""),  # a row of 20 columns (Scan sets it aside)
+    (300, 250, b"FAM", "missing columns; "),  # DuckDB sets it aside and keeps only its first 10,000 bytes
+    (10000, 9990, b"Boende", "longer than 1048576 bytes; "),  # over DuckDB's line size (1 MiB)
+])
+def test_a_long_row_of_swallowed_lines_names_them_all(ws, rows, closes, cell, kind):
+    p = ws.dir / "long.csv"
+    lines = _export(p, rows)
+    lines[3] = _quote(lines[3], b"Boende", opens=True)
+    lines[closes - 1] = _quote(lines[closes - 1], cell, opens=False)
+    lines[-2] = lines[-2].replace(b";Boende;", b";BAD;")  # the last record, after the swallowed lines
+    r = ws.import_(_save(p, lines))
+    assert r.rows_read == rows - (closes - 4)
+    assert r.rows_accepted + r.rows_rejected == r.rows_read
+    got = [(x["row"], x["error_type"], x["message"]) for x in _rejects(r)]
+    assert got[0] == ("4", "malformed_row", "row 4: the line does not split into the header's columns "
+                      f"({kind}lines 4-{closes} read as one row: a quote opens at line 4 and closes at line {closes})")
+    assert got[1][:2] == (str(rows + 1 - (closes - 4)), "not_in_code_list")
+    assert len(got) == 2
+
+
+def test_values_spanning_lines_are_still_read_and_later_rows_keep_their_numbers(ws):
+    p = ws.dir / "multi.csv"
+    comment = {1: "rad ett;\r\nrad två", 2: 'sa "hej"\nsen', 3: "a;b;c\n\nd"}
+    lines = _export(p, 5, comment=comment)
+    lines[-2] = lines[-2].replace(b";Boende;", b";BAD;")  # K5, row 6 (on line 10)
+    r = ws.import_(_save(p, lines))
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (5, 4, 1)
+    assert [(x["row"], x["error_type"]) for x in _rejects(r)] == [("6", "not_in_code_list")]
+
+
+def test_row_numbers_of_the_scan():
+    def rows(scan_rows, taken):
+        return _rows_of(np.array(scan_rows, np.int64), np.array(taken, np.int64)).tolist()
+
+    assert rows([1, 2, 3, 5], []) == [2, 3, 4, 6]
+    assert rows([1, 2, 3], [2, 4, 5]) == [3, 6, 7]
+    assert rows([0, 1], [2]) == [1, 3]
+
+
+# --- 2. empty header cells ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+@pytest.mark.parametrize("trailing", [1, 2])
+def test_a_header_ending_in_a_delimiter_reads(ws, encoding, trailing):
+    rows = [wide_row(i, intervention_code="FAM") for i in range(1, 4)]
+    p = write_csv(ws.dir / "trail.csv", rows, encoding=encoding, newline="\r\n")
+    data = p.read_bytes().replace(CRLF, b";" * trailing + CRLF)
+    if encoding == "cp1252":  # a byte 0x80-0x9F: the file is transcoded in memory
+        data = data.replace(b"Enligt plan", b"Enligt plan\x96")
+    p.write_bytes(data)
+    src = inspect_file(p)
+    assert src.header == (*wide_header(), *[f"column {21 + k}" for k in range(trailing)])
+    r = ws.import_(p)
+    assert r.rows_read == 3 and r.rows_accepted + r.rows_rejected == 3
+    if encoding == "utf-8":
+        assert r.rows_accepted == 3, r.errors_by_type
+
+
+def test_empty_header_cells_get_names_of_their_own(tmp_path):
+    p = tmp_path / "names.csv"
+    p.write_bytes(b"Kommunkod;;column 2;\n0180;a;b;c\n")
+    assert inspect_file(p).header == ("Kommunkod", "column 2'", "column 2", "column 4")
+
+
+# --- 3. mixed line ends ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rows", [5, 4000])  # 4000: DuckDB met the line while the stream was read
+def test_a_last_line_ending_in_lf_in_a_crlf_file_is_one_reject(ws, rows):
+    p = ws.dir / "foot.csv"
+    lines = _export(p, rows)
+    _save(p, lines[:-1] + [b"Summa;%d\n" % rows])
+    r = ws.import_(p)
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (rows + 1, rows, 1)
+    assert [(x["row"], x["error_type"]) for x in _rejects(r)] == [(str(rows + 2), "malformed_row")]
+
+
+@pytest.mark.parametrize(("encoding", "bom", "comment"), [
+    ("utf-8", False, ""), ("utf-8", True, ""), ("cp1252", False, ""),
+    ("cp1252", False, "5 €"),  # a byte 0x80-0x9F: transcoded as well
+])
+@pytest.mark.parametrize("pieces", [False, True])  # True: read in pieces, the first holding no CR
+def test_lines_ending_in_lf_and_crlf_anywhere_all_read(ws, encoding, bom, comment, pieces, monkeypatch):
+    p = ws.dir / "mixed.csv"
+    lines = _export(p, 6, newline="\n", encoding=encoding, comment={3: comment}, **SWEDISH)
+    data = (b"\xef\xbb\xbf" if bom else b"") + b"\n".join(lines[:3]) + b"\r\n" + b"\r\n".join(lines[3:])
+    p.write_bytes(data)
+    if pieces:
+        monkeypatch.setattr("isu.read.CHUNK", data.index(b"\r"))
+    src = inspect_file(p)
+    assert (src.encoding, src.mixed_line_ends) == (encoding, True)
+    assert encoding == "utf-8" or src.c1_bytes == bool(comment)
+    r = ws.import_(p)
+    assert (r.rows_read, r.rows_accepted) == (6, 6), r.errors_by_type
+    with ws.connect() as con:
+        assert con.execute("SELECT DISTINCT need_area, end_reason FROM records").fetchall() == [("income", "client_ended")]
+
+
+def test_a_lone_carriage_return_gives_one_input_error(ws):
+    p = ws.dir / "cr.csv"
+    lines = _export(p, 4000)
+    lines[-2] = lines[-2].replace(b";Egen regi;", b";Egen\rregi;")
+    with pytest.raises(InputError) as e:
+        ws.import_(_save(p, lines))
+    assert str(e.value).startswith("cr.csv: cannot read") and "\n" not in str(e.value)
+    assert _stored(ws) == (0, 0, 0)
+
+
+# --- 4. a stray byte in a UTF-8 export ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("bom", [False, True])
+@pytest.mark.parametrize("at", [5, 31])  # the row (31: the last)
+def test_one_stray_byte_leaves_a_utf8_export_utf8_and_rejects_its_row(ws, bom, at):
+    p = write_csv(ws.dir / "u.csv", [wide_row(i, **SWEDISH) for i in range(1, 31)], bom=bom, newline="\r\n")
+    lines = p.read_bytes().split(CRLF)
+    lines[at - 1] = lines[at - 1].replace(b";Egen regi;", b";Egen \xe4 regi;")  # a cp1252 'ä' in a UTF-8 file
+    _save(p, lines)
+    assert inspect_file(p).encoding == "utf-8"
+    r = ws.import_(p)
+    assert (r.encoding, r.rows_read, r.rows_accepted, r.rows_rejected) == ("utf-8", 30, 29, 1)
+    [x] = _rejects(r)
+    assert (x["row"], x["error_type"]) == (str(at), "malformed_row")
+    assert "not utf-8" in x["message"]
+    with ws.connect() as con:
+        assert con.execute("SELECT DISTINCT need_area, end_reason FROM records").fetchall() == [("income", "client_ended")]
+
+
+def test_a_cp1252_export_is_still_cp1252(tmp_path):
+    """Its 'å', 'ö' are single bytes no UTF-8 reader takes; one pair that happens to be a valid
+    UTF-8 sequence ('Ã¥' is 'å' in UTF-8) does not outweigh them."""
+    p = write_csv(tmp_path / "c.csv", [wide_row(i, **SWEDISH) for i in range(1, 6)] + [wide_row(9, provider="Ã¥")],
+                  encoding="cp1252")
+    assert inspect_file(p).encoding == "cp1252"
