@@ -23,7 +23,7 @@ class ErrorType:
 CATALOGUE: dict[str, ErrorType] = {
     e.type: e
     for e in (
-        ErrorType("malformed_row", "Malformed row", "row {row}: the line does not split into the header's columns ({detail})"),
+        ErrorType("malformed_row", "Malformed row", "row {row}: not a row of the header's columns: {detail}"),
         ErrorType("missing_value", "Missing value", "row {row}, column {column}: a value is required"),
         ErrorType("not_in_code_list", "Unknown code", "row {row}, column {column}: {value!r} is not a known code ({detail})"),
         ErrorType("bad_date", "Not a date", "row {row}, column {column}: {value!r} is not a date (use 2024-03-01 or 20240301)"),

@@ -102,8 +102,8 @@ def test_two_stray_quotes_in_one_column_reject_the_row_they_make_and_name_its_li
     assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (6, 4, 2)
     got = [(x["row"], x["error_type"], x["value"], x["message"]) for x in _rejects(r)]
     assert got == [
-        ("4", "malformed_row", "", "row 4: the line does not split into the header's columns "
-                                   "(lines 4-8 read as one row: a quote opens at line 4 and closes at line 8)"),
+        ("4", "malformed_row", "", "row 4: not a row of the header's columns: "
+                                   "lines 4-8 read as one row: a quote opens at line 4 and closes at line 8"),
         ("7", "not_in_code_list", "BAD", got[1][3]),
     ]
     with ws.connect() as con:
@@ -154,8 +154,8 @@ def test_a_long_row_of_swallowed_lines_names_them_all(ws, rows, closes, cell, ki
     assert r.rows_read == rows - (closes - 4)
     assert r.rows_accepted + r.rows_rejected == r.rows_read
     got = [(x["row"], x["error_type"], x["message"]) for x in _rejects(r)]
-    assert got[0] == ("4", "malformed_row", "row 4: the line does not split into the header's columns "
-                      f"({kind}lines 4-{closes} read as one row: a quote opens at line 4 and closes at line {closes})")
+    assert got[0] == ("4", "malformed_row", "row 4: not a row of the header's columns: "
+                      f"{kind}lines 4-{closes} read as one row: a quote opens at line 4 and closes at line {closes}")
     assert got[1][:2] == (str(rows + 1 - (closes - 4)), "not_in_code_list")
     assert len(got) == 2
 
