@@ -120,7 +120,7 @@ def test_two_stray_quotes_in_other_columns_name_the_lines_of_the_malformed_row(w
     assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (8, 7, 1)
     [x] = _rejects(r)
     assert (x["row"], x["error_type"]) == ("4", "malformed_row")
-    assert x["message"].endswith("(missing columns; lines 4-6 read as one row: a quote opens at line 4 and closes at line 6)")
+    assert x["message"].endswith(": missing columns; lines 4-6 read as one row: a quote opens at line 4 and closes at line 6")
 
 
 def test_stray_quotes_in_a_column_no_profile_reads_still_reject_the_row(ws):
