@@ -30,7 +30,7 @@ from .errors import InputError, IsuError, KeyFileError, ProfileMismatch, UsageEr
 from .keys import PoolKey
 from .pseudonym import hmac_params, mask_ids
 from .read import Source, csv_scan_sql, inspect_file, needs_copy, read_xlsx, register_transcoded, release_transcoded
-from .stage import Stage, Typing, chunks, malformed_lines, open_scan
+from .stage import Stage, Typing, blank_rows, chunks, malformed_lines, open_scan
 from .upsert import ChunkWriter
 from .store import fetch_one, transaction
 
@@ -233,6 +233,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
             found += rejects_mod.pending(stage.run)
             del stage
         malformed = malformed_lines(cur, src, reader)
+        blank = blank_rows(src, reader) if src.kind == "csv" else []
     except duckdb.OutOfMemoryException:
         raise IsuError(
             f"{src.path.name}: too large to check within DuckDB's memory limit (ISU_MEMORY_LIMIT); the import never spills to "
@@ -244,7 +245,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
     res.rows_read += len(malformed)
     res.rows_rejected += len(malformed)
     res.rows_accepted = res.rows_read - res.rows_rejected
-    rejected = rejects_mod.collect(found, malformed, prof, municipality)
+    rejected = rejects_mod.collect(found, malformed, prof, municipality, blank=blank)
     res.errors_by_type = rejects_mod.count_by_type(rejected)
     return rejected, writer.deleted
 

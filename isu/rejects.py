@@ -102,10 +102,11 @@ def pending(run) -> list[Pending]:
 
 
 def collect(found: list[Pending], malformed: list[tuple[int, str]], profile: Profile,
-            municipality: str | None = None) -> list[Reject]:
+            municipality: str | None = None, *, blank: list[int] = ()) -> list[Reject]:
     """The failed checks explained, plus the malformed lines, sorted by row. Row numbers need every
-    malformed line of the file, so this runs after the whole scan."""
-    lines = sorted(line for line, _ in malformed)
+    malformed line of the file, and its empty lines (``blank``: rows too, to a spreadsheet), so
+    this runs after the whole scan."""
+    lines = sorted([line for line, _ in malformed] + list(blank))
     out = [Reject(line, "", None, "malformed_row", message("malformed_row", row=line, column=None, value=None, detail=kind.lower()))
            for line, kind in malformed]
     for ordinal, column, type_, value in sorted(found, key=lambda f: f[0]):

@@ -33,7 +33,7 @@ from .read import MAX_LINE, Source
 from .errors import InputError
 from .validate import ROW, lit, q, text_layer, typed_layer
 
-__all__ = ["CHUNK_ROWS", "RECORD_FIELDS", "Malformed", "Stage", "Typing", "chunks", "malformed_lines",
+__all__ = ["CHUNK_ROWS", "RECORD_FIELDS", "Malformed", "Stage", "Typing", "blank_rows", "chunks", "malformed_lines",
            "measurement_count_sql", "measurements_sql", "open_scan"]
 
 Malformed = tuple[int, str]  # (row, what is wrong with it: DuckDB's error kind, and the lines it spans)
@@ -189,6 +189,33 @@ def malformed_lines(cur: duckdb.DuckDBPyConnection, src: Source, scan: Scan | No
     cur.execute("DROP TABLE IF EXISTS reject_scans")
     spans, read = (scan.spans(), scan.rows) if scan is not None else (_NO_SPANS, 0)
     return _explain(src, [(int(line), kind, None if cut else int(n)) for line, kind, n, cut in rows], *spans, read)
+
+
+def blank_rows(src: Source, scan: Scan | None) -> list[int]:
+    """Spreadsheet rows of the file's empty lines (``Source.blank_lines``): DuckDB skips them, so the
+    rows after them are numbered as if they were rows (a spreadsheet shows them). A line is its row
+    unless values before it span lines: then it moves up by their line breaks, and an empty line
+    inside such a value is none (the scan's rows are counted; after a row DuckDB set aside that
+    spans lines, a number may be one off)."""
+    if not src.blank_lines:
+        return []
+    rows, breaks, _ = scan.spans() if scan is not None else _NO_SPANS
+    out: list[int] = []
+    taken, i = 0, 0  # taken: line breaks inside the values of the rows before the line
+    for line in src.blank_lines:
+        inside = False
+        while i < len(rows):
+            start = int(rows[i]) + 1 + taken + len(out)  # the first line of the i-th row that spans lines
+            if start >= line:
+                break
+            if line <= start + int(breaks[i]):
+                inside = True  # an empty line of a value: the value goes on
+                break
+            taken += int(breaks[i])
+            i += 1
+        if not inside:
+            out.append(line - taken)
+    return out
 
 
 #: DuckDB keeps at most 10,000 bytes of a line in ``csv_line`` (duckdb#18980), cut at a character.

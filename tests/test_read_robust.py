@@ -275,3 +275,44 @@ def test_a_cp1252_export_is_still_cp1252(tmp_path):
     p = write_csv(tmp_path / "c.csv", [wide_row(i, **SWEDISH) for i in range(1, 6)] + [wide_row(9, provider="Ã¥")],
                   encoding="cp1252")
     assert inspect_file(p).encoding == "cp1252"
+
+
+# --- 5. empty lines ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n"])
+def test_rows_after_empty_lines_keep_the_numbers_a_spreadsheet_shows(ws, newline):
+    """DuckDB skips empty lines; a spreadsheet shows them as rows, and a reject must name the row a
+    person finds there (it named the row above, one more for every empty line)."""
+    p = ws.dir / "blank.csv"
+    lines = _export(p, 8, newline=newline.decode())
+    lines[4] = lines[4].replace(b";Boende;", b";BAD;")  # K4, line 5
+    lines[7] = b"0180;bad"  # K7: malformed, line 8
+    lines[8] = lines[8].replace(b";Boende;", b";BAD;")  # K8, line 9
+    damaged = lines[:3] + [b""] + lines[3:6] + [b"", b""] + lines[6:]  # empty lines 4, 8 and 9
+    r = ws.import_(_save(p, damaged, newline))
+    assert (r.rows_read, r.rows_rejected) == (8, 3)
+    assert [(x["row"], x["error_type"]) for x in _rejects(r)] == [
+        ("6", "not_in_code_list"), ("11", "malformed_row"), ("12", "not_in_code_list")]
+
+
+@pytest.mark.parametrize("value", ["rad ett\r\nrad två", "rad ett\r\n\r\nrad tre"])  # the second holds an empty line
+def test_an_empty_line_after_a_value_spanning_lines(ws, value):
+    p = ws.dir / "blank2.csv"
+    lines = _export(p, 5, comment={2: value})  # K2's value spans lines from line 3: row 3
+    at = next(i for i, line in enumerate(lines) if line.startswith(b"0180;K5;") or b";K5;" in line)
+    lines[at] = lines[at].replace(b";Boende;", b";BAD;")  # K5: row 6, and 7 after the empty line
+    r = ws.import_(_save(p, lines[:at - 1] + [b""] + lines[at - 1:]))
+    assert [(x["row"], x["error_type"]) for x in _rejects(r)] == [("7", "not_in_code_list")]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 4 << 20])
+def test_empty_lines_are_found_whatever_the_pieces_the_file_is_read_in(tmp_path, chunk, monkeypatch):
+    import isu.read
+
+    monkeypatch.setattr(isu.read, "CHUNK", chunk)
+    p = tmp_path / "x.csv"
+    for data, want in [(b"h\na\n\nb\r\n\r\nc\n", (3, 5)), (b"h\n\n\n", (2, 3)), (b"h\na\nb", ()), (b"h\r\n\r\nx", (2,)),
+                       (b"h\r\na\r\nb\r\n", ())]:
+        p.write_bytes(data)
+        assert (isu.read._digest_and_encoding(p)[-1], isu.read._blank_lines(p)) == (bool(want), want)
