@@ -9,14 +9,12 @@ import duckdb
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from rich.markup import escape
-
 from isu.errors import IsuError, KeyFileError, UsageError, WorkspaceBusy, WorkspaceError
 from isu.importer import import_file
 from isu.keys import load_key
 from isu.store import connect, init_store
 
-from .main import emit, err, out
+from .main import emit, err, error_line, out
 
 REJECTS_HELP = "Where to write rejected rows: a folder, or a .csv/.xlsx file (one export only). Default: FILE.rejects.csv in the current folder."
 
@@ -70,7 +68,7 @@ def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, 
                         raise  # nothing else could go better
                     failed = failed or e
                     results.append({"file": str(f), "error": str(e), "exit_code": e.exit_code})
-                    err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+                    error_line(str(e))
                     continue
                 finally:
                     bar.remove_task(task)

@@ -23,7 +23,7 @@ from isu.errors import EXIT_CODES, IsuError
 from isu.keys import default_key_path
 from isu.store import default_db_path
 
-__all__ = ["app", "run", "State", "emit", "fail"]
+__all__ = ["app", "run", "State", "emit", "error_line", "fail"]
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -71,8 +71,13 @@ def emit(summary: dict[str, Any], as_json: bool, text: str | None = None) -> Non
         out.print(text)
 
 
-def fail(message: str, code: int = 1) -> None:
+def error_line(message: str) -> None:
+    """The one line on stderr that every user-caused failure gets."""
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    error_line(message)
     raise typer.Exit(code)
 
 
@@ -93,7 +98,7 @@ def run() -> None:
     try:
         app()
     except IsuError as e:
-        err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+        error_line(str(e))
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted; nothing was changed by the unfinished step")
