@@ -146,9 +146,6 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
         raise WorkspaceError(f"cannot open workspace {path}: {e}") from None
     except duckdb.Error as e:
         raise WorkspaceError(f"{path} is not a usable isu workspace: {e}") from None
-    if fetch_one(con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()")[0] is None:
-        con.close()  # DuckDB opens a path ending in .csv, .json or .parquet as an in-memory database over that file
-        raise WorkspaceError(f"{path} is a data file, not an isu workspace: nothing would be saved; pass --db with a .duckdb path")
     con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would break --json output
     if os.environ.get("ISU_MEMORY_LIMIT"):  # default: DuckDB's own (80% of RAM)
         con.execute(f"SET memory_limit = '{os.environ['ISU_MEMORY_LIMIT']}'")
