@@ -233,7 +233,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
             found += rejects_mod.pending(stage.run)
             del stage
         malformed = malformed_lines(cur, src, reader)
-        blank = blank_rows(src, reader) if src.kind == "csv" else []
+        blank = blank_rows(src, reader)
     except duckdb.OutOfMemoryException:
         raise IsuError(
             f"{src.path.name}: too large to check within DuckDB's memory limit (ISU_MEMORY_LIMIT); the import never spills to "
