@@ -21,13 +21,11 @@ rung 5 is what cleaning and validation cost. Runs alternate; medians are compare
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
-from bench_import import RATIO_TARGET, _baseline_cmd, _isu_import, _load, _write, measure
+from bench_import import RATIO_TARGET, _baseline_cmd, _isu_import, _load, _write, measure, work_folder
 
 __all__ = ["rungs", "main"]
 
@@ -72,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each rung, alternating; medians compared (default 3)")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary folder)")
     a = ap.parse_args(argv)
-    work = a.keep or Path(tempfile.mkdtemp(prefix="isu-floor-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(a.keep, "isu-floor-") as work:
         print(f"load average before: {_load()} (other processes share this machine)")
         csv = work / "export.csv"
         _write(csv, a.rows, "utf-8")
@@ -83,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             db = work / f"rung{i}.duckdb"
             db.unlink(missing_ok=True)
             times.setdefault("baseline", []).append(_timed(_baseline_cmd(csv, db, "utf-8")))
-            for name, cmd in rungs(csv, work / f"rung{i}.duckdb").items():
+            for name, cmd in rungs(csv, db).items():
                 db.unlink(missing_ok=True)
                 times.setdefault(name, []).append(_timed(cmd))
             times.setdefault("isu import", []).append(_isu_import(csv, work / f"ws{i}")[0].seconds)
@@ -96,9 +92,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{(RATIO_TARGET - floor) * base:.2f} s for cleaning and validation, which take "
               f"{statistics.median(times['isu import']) - statistics.median(times['two tables']):.2f} s")
         print(f"load average after: {_load()}")
-    finally:
-        if not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -28,10 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Run", "measure", "main"]
+__all__ = ["Run", "measure", "main", "work_folder"]
 
 RATIO_TARGET = 2.0
 BIG_ROWS = 10_000_000
@@ -107,6 +109,18 @@ def _median(runs: list, key):
     return sorted(runs, key=key)[(len(runs) - 1) // 2]
 
 
+@contextmanager
+def work_folder(keep: Path | None, prefix: str) -> Iterator[Path]:
+    """``keep`` (made if missing, and kept), else a temporary folder removed afterwards."""
+    work = keep or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        yield work
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -119,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each, alternating; the medians are compared (default 3)")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary folder)")
     a = ap.parse_args(argv)
-    work = a.keep or Path(tempfile.mkdtemp(prefix="isu-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(a.keep, "isu-bench-") as work:
         print(f"cores: {os.cpu_count()}, load average before: {_load()} (other processes share this machine)")
         csv = work / "export.csv"
         bf = _write(csv, a.rows, a.encoding)
@@ -152,9 +164,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(c) isu import {BIG_ROWS:,} rows         : {brun.seconds:7.2f} s   peak RSS {brun.peak_mb:7.0f} MB "
                   f"(target <= {BIG_RSS_TARGET_MB} MB) -> {'OK' if ok else 'over target'}; {_check(bres, bbf)}")
         print(f"load average after: {_load()}")
-    finally:
-        if not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
