@@ -39,7 +39,7 @@ CATALOGUE: dict[str, ErrorType] = {
         ErrorType("municipality_mismatch", "Other municipality", "row {row}, column {column}: {value!r} differs from --municipality {detail}"),
         ErrorType("duplicate_key", "Duplicate record key", "row {row}, column {column}: record key {value!r} occurs on more than one row of this file"),
         ErrorType("duplicate_measurement", "Duplicate measurement", "row {row}: the same record, time point and instrument occur on more than one row"),
-        ErrorType("conflicting_record", "Conflicting record rows", "row {row}, column {column}: rows of record {value!r} disagree about the record's fields"),
+        ErrorType("conflicting_record", "Conflicting record rows", "row {row}, column {column}: the rows of one record (same record key) disagree here{detail}; give the record the same value on each of its rows"),
     )
 }
 

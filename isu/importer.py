@@ -30,7 +30,7 @@ from .errors import InputError, IsuError, KeyFileError, ProfileMismatch, UsageEr
 from .keys import PoolKey
 from .pseudonym import hmac_params, mask_ids
 from .read import Source, csv_scan_sql, inspect_file, needs_copy, read_xlsx, register_transcoded, release_transcoded
-from .stage import Stage, Typing, blank_rows, chunks, malformed_lines, open_scan
+from .stage import Stage, Typing, blank_rows, chunks, malformed_lines, open_scan, shown_fields
 from .upsert import ChunkWriter
 from .store import fetch_one, transaction
 
@@ -89,6 +89,7 @@ def choose_profile(src: Source, name: str | None, municipality: str | None) -> P
         candidates = [load_profile(name)] if name else [load_profile(n) for n in profile_names()]
     except ProfileError as e:
         raise InputError(str(e)) from None
+    candidates = [p.spelt_as(src.header) for p in candidates]
     fitting = [p for p in candidates if not _missing(p, src.header, municipality)]
     if fitting:
         chosen = max(fitting, key=lambda p: sum(c in src.header for c in p.source_columns()))
@@ -224,10 +225,11 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
     try:
         typing = Typing(con, prof, src, municipality=municipality, params=params)
         reader = open_scan(cur, scan, src if src.kind == "csv" else None)
+        shown = shown_fields(prof, src.header)
         for i, (raw, last) in enumerate(chunks(reader, stage_mod.CHUNK_ROWS if prof.shape == "wide" else None)):
             chunk = typing(raw)
             del raw  # the chunk's raw text (person ids): gone before the chunk is written
-            stage = Stage(con, prof, chunk, cross=i > 0)
+            stage = Stage(con, prof, chunk, cross=i > 0, shown=shown)
             del chunk
             found += writer.chunk(stage, last=last)
             found += rejects_mod.pending(stage.run)

@@ -54,6 +54,8 @@ def _field_of(profile: Profile, column: str) -> str | None:
 def _detail(profile: Profile, type_: str, column: str, value: str | None, municipality: str | None = None) -> str:
     if type_ == "municipality_mismatch":
         return municipality or ""
+    if type_ == "conflicting_record":
+        return f" (this row: {value!r})" if value is not None else ""
     if type_ == "out_of_range" and column == profile.columns.get("person_id"):
         return "the birth year it gives is outside the contract's range"
     return _explain(_field_of(profile, column), type_, value)

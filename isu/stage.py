@@ -25,7 +25,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from isu.schemas import Profile
 
@@ -34,7 +33,7 @@ from .errors import InputError
 from .validate import ROW, lit, q, text_layer, typed_layer
 
 __all__ = ["CHUNK_ROWS", "RECORD_FIELDS", "Malformed", "Stage", "Typing", "blank_rows", "chunks", "malformed_lines",
-           "measurement_count_sql", "measurements_sql", "open_scan"]
+           "measurement_count_sql", "measurements_sql", "open_scan", "shown_fields"]
 
 Malformed = tuple[int, str]  # (row, what is wrong with it: DuckDB's error kind, and the lines it spans)
 #: Rows per chunk of a wide export (a 10-million-row import peaked at 1.1 GB with these).
@@ -81,6 +80,8 @@ class Scan:
             yield batch
 
     def _note(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        import pyarrow.compute as pc  # here: loading it costs every import 0.04 s, and few batches get here
+
         breaks = np.zeros(batch.num_rows, np.int64)
         merged = np.zeros(batch.num_rows, bool)
         whole = max(len(self.schema) - 1, 1)
@@ -128,6 +129,8 @@ _ERRORS = {"Invalid Input Error": duckdb.InvalidInputException, "IO Error": duck
 def _may_break(col: pa.Array) -> bool:
     """Whether a column of text may hold a line break (its data buffer has one: no false negatives)."""
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        import pyarrow.compute as pc
+
         return bool(pc.any(pc.match_substring(col, "\n")).as_py())
     data = col.buffers()[2]
     return data is not None and 10 in np.frombuffer(data, np.uint8)
@@ -276,8 +279,9 @@ def _breaks_from(path: Path, line: int) -> int:
     return max(breaks - 1, 0)
 
 
-def _flags(profile: Profile, cross: bool) -> list[tuple[str, str, str, str]]:
-    """Checks over several rows: (SQL of the flagged ``_row``s of ``_isu_chunk``, column, type, value)."""
+def _flags(profile: Profile, cross: bool, shown: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    """Checks over several rows: (SQL of the flagged ``_row``s of ``_isu_chunk``, column, type, value).
+    ``shown``: the record fields the file gives → the column a person sees (see ``Stage``)."""
     key_col = profile.columns.get("record_key", "record_key")
     if profile.shape == "wide":
         dup = f"""SELECT c._row FROM _isu_chunk c SEMI JOIN (SELECT municipality, record_key FROM _isu_chunk WHERE {_KEYED}
@@ -285,13 +289,31 @@ def _flags(profile: Profile, cross: bool) -> list[tuple[str, str, str, str]]:
         if cross:  # an inner join, so that the chunk (not all earlier keys) is the hashed side
             dup += f" UNION SELECT c._row FROM {_KEYS} k JOIN _isu_chunk c USING (municipality, record_key)"
         return [(dup, key_col, "duplicate_key", "record_key"), *_same_slot(profile)]
-    fields = ", ".join(f for f in RECORD_FIELDS if f != "record_key")
-    conflicting = f"""SELECT _row FROM (SELECT _row, count(DISTINCT ({fields})) OVER (PARTITION BY municipality, record_key) AS c
-                      FROM _isu_chunk WHERE {_KEYED}) WHERE c > 1"""
+    # a record's rows that disagree: each row of it, once per field they disagree on (the rows of
+    # such records are few, so the per-field counts run over them alone: ``_isu_conflicts``)
+    conflicting = [(f"""SELECT _row FROM _isu_conflicts SEMI JOIN (SELECT municipality, record_key FROM _isu_conflicts GROUP BY ALL
+                        HAVING count(DISTINCT {{'v': {q(f)}}}) > 1) USING (municipality, record_key)""",
+                    column, "conflicting_record", "NULL" if f == "client" and column != profile.columns.get("client") else q(f))
+                   for f, column in shown.items() if f not in ("municipality", "record_key")]
+    differ = " OR ".join(f"count(DISTINCT {{'v': {q(f)}}}) > 1" for f in shown if f not in ("municipality", "record_key")) or "false"
+    conflicting.append((f"""SELECT _row FROM _isu_conflicts SEMI JOIN (SELECT municipality, record_key FROM _isu_conflicts GROUP BY ALL
+                            HAVING NOT ({differ})) USING (municipality, record_key)""", key_col, "conflicting_record", "NULL"))  # in a field not shown
     repeated = f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c
                    FROM _isu_chunk WHERE {_KEYED} AND timepoint IS NOT NULL AND instrument IS NOT NULL) WHERE c > 1"""
-    return [(conflicting, key_col, "conflicting_record", "record_key"),
-            (repeated, profile.long.get("timepoint", "timepoint"), "duplicate_measurement", "NULL")]
+    return [*conflicting, (repeated, profile.long.get("timepoint", "timepoint"), "duplicate_measurement", "NULL")]
+
+
+def shown_fields(profile: Profile, header: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Record fields an export gives → the column a person sees them in: the pseudonym is the person
+    id's (the value is then not shown); sex and birth year come from the id when there is one, and
+    the category from the intervention code unless given, so a disagreement shows in those."""
+    header = set(header)
+    out = {f: c for f, c in profile.columns.items() if f in RECORD_FIELDS and c in header}
+    if profile.columns.get("person_id") in header:
+        out.pop("sex", None)
+        out.pop("birth_year", None)
+        out["client"] = profile.columns["person_id"]
+    return out
 
 
 def _same_slot(profile: Profile) -> list[tuple[str, str, str, str]]:
@@ -318,11 +340,17 @@ class Stage:
     memory of an import grow with the file. ``cross``: check keys against earlier chunks' too.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, profile: Profile, chunk: pa.Table, *, cross: bool) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, profile: Profile, chunk: pa.Table, *, cross: bool,
+                 shown: dict[str, str]) -> None:
         self.con, self.tables = con, {"chunk": chunk}
+        if profile.shape == "long":
+            fields = ", ".join(f for f in RECORD_FIELDS if f != "record_key")
+            self.tables["conflicts"] = self.arrow(f"""SELECT _row, {', '.join(RECORD_FIELDS)} FROM _isu_chunk SEMI JOIN
+                (SELECT municipality, record_key FROM _isu_chunk WHERE {_KEYED} GROUP BY ALL HAVING count(DISTINCT ({fields})) > 1)
+                USING (municipality, record_key)""")
         parts = " UNION ALL ".join(
             f"SELECT _row, {{'column': {lit(col)}, 'type': '{type_}', 'value': CAST({value} AS VARCHAR)}} AS e "
-            f"FROM _isu_chunk WHERE _row IN ({rows})" for rows, col, type_, value in _flags(profile, cross))
+            f"FROM _isu_chunk WHERE _row IN ({rows})" for rows, col, type_, value in _flags(profile, cross, shown))
         self.tables["flags"] = self.arrow(f"SELECT _row, list(e) AS errs FROM ({parts}) GROUP BY _row")
         row_hash = f", {_row_hash(profile)} AS row_hash" if profile.shape == "wide" else ""
         self.sql = f"""(SELECT c.* REPLACE (c._ok AND f._row IS NULL AS _ok,
@@ -342,7 +370,7 @@ class Stage:
     def arrow(self, sql: str) -> pa.Table:
         """``sql``'s result, held in Python (for ``keep``)."""
         _isu_chunk, _isu_flags = self.tables["chunk"], self.tables.get("flags")  # noqa: F841 - read by name in the SQL
-        _isu_old, _isu_acc, _isu_late = (self.tables.get(k) for k in ("old", "acc", "late"))  # noqa: F841
+        _isu_old, _isu_acc, _isu_late, _isu_conflicts = (self.tables.get(k) for k in ("old", "acc", "late", "conflicts"))  # noqa: F841
         return self.con.sql(self._bind(sql)).to_arrow_table()
 
     def keep(self, name: str, sql: str) -> int:

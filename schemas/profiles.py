@@ -10,7 +10,7 @@ other TOML file works too.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -64,6 +64,34 @@ class Profile:
             cols += [g.instrument_column] if g.instrument_column else []
             cols += [c for tp in g.timepoints.values() for c in tp.values()]
         return cols
+
+    def spelt_as(self, header: tuple[str, ...] | list[str]) -> Profile:
+        """This profile with its source columns spelt as ``header`` spells them, where they differ
+        only in letter case or spacing (``kommunkod`` for ``Kommunkod``): case systems and
+        spreadsheets change the case of headers, and a person reads both as the same column. An
+        exact match wins; a name two header columns would both fit stays as it is (it is then
+        missing, and the error names it)."""
+        exact = set(header)
+        by_key: dict[str, list[str]] = {}
+        for h in header:
+            by_key.setdefault(_header_key(h), []).append(h)
+
+        def spell(col: str) -> str:
+            if col in exact:
+                return col
+            found = by_key.get(_header_key(col), [])
+            return found[0] if len(found) == 1 else col
+
+        groups = tuple(replace(g, instrument_column=g.instrument_column and spell(g.instrument_column),
+                               timepoints={tp: {k: spell(c) for k, c in spec.items()} for tp, spec in g.timepoints.items()})
+                       for g in self.groups)
+        return replace(self, columns={f: spell(c) for f, c in self.columns.items()}, groups=groups,
+                       long={f: spell(c) for f, c in self.long.items()})
+
+
+def _header_key(name: str) -> str:
+    """A header name as matched: letter case and runs of spaces do not count."""
+    return " ".join(name.split()).casefold()
 
 
 def _parse(data: dict, name: str) -> Profile:

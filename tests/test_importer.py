@@ -81,6 +81,42 @@ def test_profile_chosen_from_the_header(ws, which):
     assert (r.profile, r.rows_accepted) == (which, r.rows_read)
 
 
+@pytest.mark.parametrize("respell", [str.lower, str.upper, lambda h: "  " + h.replace(" ", "   ") + " "], ids=["lower", "upper", "spaces"])
+def test_header_case_and_spacing_do_not_matter(ws, respell):
+    """A header the case system (or a spreadsheet) wrote in other letter case or spacing is the
+    same export: same profile, same records, and rejects name the columns as the file spells them."""
+    header = [respell(h) for h in wide_header()]
+    rows = [{respell(c): v for c, v in wide_row(i).items()} for i in (1, 2)]
+    rows.append({respell(c): v for c, v in wide_row(3, started_on="2024-02-30").items()})
+    r = ws.import_(write_csv(ws.dir / "case.csv", rows, header))
+    assert (r.profile, r.rows_read, r.rows_accepted, r.measurements) == ("generic_sv", 3, 2, 4), r.errors_by_type
+    assert records(ws)["K1"]["started_on"] == date(2024, 3, 1)
+    rejects = (ws.dir / "case.rejects.csv").read_text(encoding="utf-8-sig")
+    assert respell("Startdatum").strip() in rejects and "bad_date" in rejects
+
+
+def test_header_spelling_two_columns_would_fit_is_not_guessed(ws):
+    """'Skattning  start' and 'Skattning   start' both fit 'Skattning start': neither is taken, and the error names it."""
+    col = WIDE.groups[0].timepoints["T0"]["value"]
+    header = [h for h in wide_header() if h != col] + [col.replace(" ", "  "), col.replace(" ", "   ")]
+    row = {**wide_row(1), col.replace(" ", "  "): "1", col.replace(" ", "   "): "2"}
+    with pytest.raises(ProfileMismatch, match=repr(col)):
+        ws.import_(write_csv(ws.dir / "two.csv", [row], header), profile="generic_sv")
+
+
+def test_exact_header_spelling_wins_over_another_spacing(ws):
+    col = WIDE.groups[0].timepoints["T0"]["value"]
+    header = wide_header() + [col.replace(" ", "  ")]
+    r = ws.import_(write_csv(ws.dir / "both.csv", [{**wide_row(1), col.replace(" ", "  "): "0"}], header))
+    assert r.rows_accepted == 1 and measurements(ws)["K1"][0][3] == 3.0
+
+
+def test_columns_differing_only_in_case_are_one_clear_error(ws):
+    header = wide_header() + ["STARTDATUM"]
+    with pytest.raises(InputError, match=r"repeats column names \['STARTDATUM', 'Startdatum'\] \(letter case does not count\)"):
+        ws.import_(write_csv(ws.dir / "dup.csv", [{**wide_row(1), "STARTDATUM": "1999-01-01"}], header))
+
+
 def test_missing_required_column_names_it_and_the_nearest_header(ws):
     header = [("Startdatun" if h == "Startdatum" else h) for h in wide_header()]
     p = write_csv(ws.dir / "m.csv", [{**wide_row(1), "Startdatun": "2024-03-01"}], header)

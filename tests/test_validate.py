@@ -113,11 +113,13 @@ def test_long_duplicate_measurement_and_conflicting_record(long_result):
     result, rejects, ws = long_result
     got = sorted((r["error_type"], r["row"], r["column"]) for r in rejects)
     assert got == [
-        ("conflicting_record", "4", "Ärende-ID"), ("conflicting_record", "5", "Ärende-ID"),
-        ("conflicting_record", "6", "Ärende-ID"),
+        ("conflicting_record", "4", "Livsområde"), ("conflicting_record", "5", "Livsområde"),
+        ("conflicting_record", "6", "Livsområde"),
         ("duplicate_measurement", "2", "Mättillfälle"), ("duplicate_measurement", "3", "Mättillfälle"),
     ]
     assert (result.rows_read, result.rows_accepted, result.rows_rejected) == (7, 2, 5)
+    row6 = next(r for r in rejects if r["row"] == "6")
+    assert row6["value"] == "drugs" and "disagree" in row6["message"] and "Livsområde" in row6["message"], row6
     with ws.connect() as con:
         assert con.execute("SELECT record_key, count(*) FROM measurements GROUP BY 1").fetchall() == [("L3", 2)]
 
@@ -234,3 +236,36 @@ def test_measurement_without_value_or_date_is_skipped_but_half_given_is_an_error
     assert (r.rows_accepted, r.errors_by_type) == (1, {"missing_value": 1})
     with ws.connect() as con:
         assert con.execute("SELECT record_key, timepoint FROM measurements").fetchall() == [("K1", "T0")]
+
+
+def test_conflicting_record_names_every_field_its_rows_disagree_on(ws):
+    """Rows of one long record that disagree on the person and the need area: each row says both;
+    the person id's pseudonym is never shown."""
+    rows = long_rows(1) + long_rows(1, measurements=(("Uppföljning", "1"),), need_area="Narkotika", person_id=pnr(7))
+    result = ws.import_(write_csv(ws.dir / "c.csv", rows, long_header()))
+    got = sorted((r["row"], r["column"], r["value"]) for r in read_rejects(result.rejects_file))
+    assert got == [("2", "Livsområde", "alcohol"), ("2", "Personnummer", ""), ("3", "Livsområde", "alcohol"),
+                   ("3", "Personnummer", ""), ("4", "Livsområde", "drugs"), ("4", "Personnummer", "")]
+    assert (result.rows_accepted, result.rows_rejected) == (0, 3)
+
+
+def test_conflict_in_a_field_not_shown_still_rejects_the_record():
+    """A disagreement no shown column explains (``shown_fields`` leaves derived fields out) is named
+    on the record key, so a record whose rows disagree is never stored."""
+    import duckdb
+    import pyarrow as pa
+
+    from isu.schemas import load_profile
+    from isu.stage import RECORD_FIELDS, Stage
+
+    prof = load_profile("generic_sv_long")
+    cols = {f: ["0180"] * 2 if f == "municipality" else ["L1"] * 2 if f == "record_key" else [None] * 2 for f in RECORD_FIELDS}
+    cols["need_area"] = ["alcohol", "drugs"]
+    chunk = pa.table({"_row": [1, 2], **{f: pa.array(v, pa.string()) for f, v in cols.items()},
+                      "timepoint": ["T0", "T1"], "instrument": ["severity04"] * 2, "_ok": [True, True],
+                      "_rejects": pa.nulls(2, pa.list_(pa.struct([("column", pa.string()), ("type", pa.string()), ("value", pa.string())])))})
+    con = duckdb.connect()
+    shown = {"municipality": "Kommunkod", "record_key": "Ärende-ID"}
+    stage = Stage(con, prof, chunk, cross=False, shown=shown)
+    flagged = stage.run("SELECT _row, list_transform(_rejects, lambda e: (e.column, e.type)) FROM _isu_stage WHERE NOT _ok ORDER BY 1")
+    assert flagged == [(1, [("Ärende-ID", "conflicting_record")]), (2, [("Ärende-ID", "conflicting_record")])]
