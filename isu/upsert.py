@@ -10,6 +10,7 @@ rejects all its rows, also when the repeat comes in a later chunk after the firs
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 
 from isu.schemas import Profile
 
@@ -24,6 +25,9 @@ _KEY_COLUMNS = "(municipality VARCHAR, record_key VARCHAR, _row BIGINT, status V
 _STATUS = ("CASE WHEN NOT _isu_stage._ok AND list_contains(list_transform(_isu_stage._rejects, lambda x: x.type), 'duplicate_key') "
            "THEN 'd' WHEN NOT _isu_stage._ok THEN 'r' WHEN o._row IS NULL THEN {new} WHEN o.same THEN 'n' ELSE {changed} END")
 _UNDO = {"records": "_isu_undo_records", "measurements": "_isu_undo_measurements"}
+#: ``_isu_old`` when no stored record can share a key with the chunk.
+_NO_OLD = pa.table({"_row": pa.array([], pa.int64()), "municipality": pa.array([], pa.string()),
+                    "record_key": pa.array([], pa.string()), "same": pa.array([], pa.bool_())})
 
 
 class ChunkWriter:
@@ -55,14 +59,18 @@ class ChunkWriter:
         res.rows_read += parsed
         res.rows_rejected += rejected
         records = "count(*)" if self.profile.shape == "wide" else "count(DISTINCT record_key)"  # an accepted wide row is one record
+        codes = []
         for code, n, m in stage.run(f"SELECT municipality, {records}, sum({measurement_count_sql(self.profile)}) "
                                     "FROM _isu_stage WHERE _ok GROUP BY 1"):
             self.municipalities[code] = self.municipalities.get(code, 0) + n
             res.measurements += int(m)
+            codes.append(code)
         acc = self._accepted()
-        old_sql = (f"SELECT a._row, a.municipality, a.record_key, CAST(a.row_hash AS VARCHAR) = CAST(o.row_hash AS VARCHAR) AS same "
-                   f"FROM {acc} a JOIN records o USING (municipality, record_key)")
-        stage.keep("old", old_sql)  # a dry run counts what the import would do, too
+        if self._stored(codes):  # a dry run counts what the import would do, too
+            stage.keep("old", f"SELECT a._row, a.municipality, a.record_key, CAST(a.row_hash AS VARCHAR) = CAST(o.row_hash AS VARCHAR) "
+                              f"AS same FROM {acc} a JOIN records o USING (municipality, record_key)")
+        else:  # nothing stored to compare with (a municipality's first import): spare the join over the chunk
+            stage.tables["old"] = _NO_OLD
         accepted = stage.run(f"SELECT count(*) FROM {acc} a")[0][0]
         old, changed = stage.run("SELECT count(*), count(*) FILTER (NOT same) FROM _isu_old")[0]
         res.records_inserted += accepted - old
@@ -82,6 +90,14 @@ class ChunkWriter:
                       f"WHERE {fresh('a')}", [res.import_id])
             stage.run(f"INSERT INTO measurements {measurements_sql(self.profile, fresh('_isu_stage'))}")
         return late
+
+    def _stored(self, codes: list[str]) -> bool:
+        """Whether earlier imports stored records of any of these municipalities. This import's own
+        earlier chunks do not count: a key of theirs that comes again is a duplicate key, rejected
+        on both rows (``_late_duplicates``), never an update."""
+        return bool(codes) and self.con.execute(
+            "SELECT EXISTS (SELECT 1 FROM records WHERE import_id IS DISTINCT FROM ? AND list_contains(?, municipality))",
+            [self.res.import_id, codes]).fetchall()[0][0]
 
     def _accepted(self) -> str:
         """The chunk's accepted records with their content hash: the stage itself (wide), or one
