@@ -247,7 +247,8 @@ def _rule_errors(rules, typed: dict[str, str], prefix: str = "") -> dict[str, st
             v, i = typed[prefix + rule.value], typed[prefix + rule.instrument]
             lo = f"CASE {i} " + " ".join(f"WHEN {lit(c)} THEN {rule.bounds(c)[0]}" for c in inst.codes) + " END"
             hi = f"CASE {i} " + " ".join(f"WHEN {lit(c)} THEN {rule.bounds(c)[1]}" for c in inst.codes) + " END"
-            out[prefix + rule.value] = f"CASE WHEN {v} < {lo} OR {v} > {hi} THEN '{rule.type}' END"
+            # a value too large to be finite is already a bad_number: one error for it, not two
+            out[prefix + rule.value] = f"CASE WHEN isfinite({v}) AND ({v} < {lo} OR {v} > {hi}) THEN '{rule.type}' END"
         else:  # pragma: no cover - a new rule type must be compiled here
             raise NotImplementedError(type(rule).__name__)
     return out

@@ -269,3 +269,10 @@ def test_conflict_in_a_field_not_shown_still_rejects_the_record():
     stage = Stage(con, prof, chunk, cross=False, shown=shown)
     flagged = stage.run("SELECT _row, list_transform(_rejects, lambda e: (e.column, e.type)) FROM _isu_stage WHERE NOT _ok ORDER BY 1")
     assert flagged == [(1, [("Ärende-ID", "conflicting_record")]), (2, [("Ärende-ID", "conflicting_record")])]
+
+
+def test_a_number_too_large_to_be_finite_is_one_error(ws):
+    """400 digits overflow to infinity: that is a bad number, not also one out of the instrument's range."""
+    result = ws.import_(write_csv(ws.dir / "big.csv", [wide_row(1, T0_value="1" + "0" * 400), wide_row(2, T0_value="9")]))
+    got = sorted((r["row"], r["error_type"]) for r in read_rejects(result.rejects_file))
+    assert got == [("2", "bad_number"), ("3", "out_of_range")]
