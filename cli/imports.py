@@ -94,7 +94,7 @@ def _print(r) -> None:
                   "fixing a code list or --municipality, add --again")
         return
     verb = "checked" if r.dry_run else "imported"
-    how = f"{r.shape}, {r.encoding}, delimiter {r.delimiter!r}" if r.encoding else f"{r.shape}, xlsx"
+    how = f"{r.shape}, {r.encoding}, delimiter {r.delimiter!r}" if r.encoding else f"{r.shape}, xlsx sheet {r.sheet!r}"
     out.print(f"{Path(r.file).name}: {verb} with profile {r.profile} ({how}): "
               f"read {r.rows_read:,}, accepted {r.rows_accepted:,}, rejected {r.rows_rejected:,}")
     would = "would be " if r.dry_run else ""

@@ -34,7 +34,7 @@ from .stage import Stage, Typing, blank_rows, chunks, malformed_lines, open_scan
 from .upsert import ChunkWriter
 from .store import fetch_one, transaction
 
-__all__ = ["ImportResult", "import_file", "choose_profile"]
+__all__ = ["ImportResult", "import_file", "choose_profile", "choose_source"]
 
 #: DuckDB's memory limit during an import unless ISU_MEMORY_LIMIT says otherwise.
 IMPORT_MEMORY = "512MB"
@@ -48,6 +48,7 @@ class ImportResult:
     shape: str
     encoding: str | None
     delimiter: str | None
+    sheet: str | None = None  # the workbook's sheet read (XLSX)
     municipalities: list[str] = field(default_factory=list)
     rows_read: int = 0
     rows_accepted: int = 0
@@ -77,6 +78,37 @@ def _required_sources(profile: Profile, municipality: str | None) -> list[tuple[
     if profile.shape == "long":
         need += [(f, [profile.long[f]]) for f in ("timepoint", "instrument", "value")]
     return need
+
+
+def choose_source(src: Source, name: str | None, municipality: str | None) -> tuple[Profile, Source]:
+    """The profile and, for a workbook, the sheet to read: the one the named profile names, else
+    the first sheet, else the only other sheet whose header fits (a workbook often opens on a
+    sheet of notes, with the export on the next)."""
+    if src.kind != "xlsx":
+        return choose_profile(src, name, municipality), src
+    try:
+        wanted = load_profile(name).sheet if name else None
+    except ProfileError as e:
+        raise InputError(str(e)) from None
+    if wanted is not None:
+        src = src.on_sheet(wanted)
+        return choose_profile(src, name, municipality), src
+    try:
+        return choose_profile(src, name, municipality), src
+    except ProfileMismatch as first:
+        fits = []
+        for sheet in src.sheets[1:]:
+            with contextlib.suppress(ProfileMismatch):
+                other = src.on_sheet(sheet)
+                fits.append((choose_profile(other, name, municipality), other))
+        if len(fits) == 1:
+            return fits[0]
+        others = ", ".join(repr(s) for s in src.sheets[1:])
+        if fits:
+            raise ProfileMismatch(f"{src.path.name}: sheet {src.sheet!r} does not fit, and sheets {', '.join(repr(o.sheet) for _, o in fits)} "
+                                  "all do; keep the export's sheet first, or name it in a profile (sheet = \"...\")") from None
+        also = f"; no other sheet fits either: {others}" if others else ""
+        raise ProfileMismatch(f"{first} (on sheet {src.sheet!r}{also})") from None
 
 
 def _missing(profile: Profile, header: tuple[str, ...], municipality: str | None) -> list[tuple[str, str]]:
@@ -138,9 +170,8 @@ def import_file(
     _check_municipality(municipality)
     if rejects_path is not None:
         _check_rejects_path(Path(path), Path(rejects_path))
-    src = inspect_file(path)
-    prof = choose_profile(src, profile, municipality)
-    res = ImportResult(str(path), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, dry_run=dry_run)
+    prof, src = choose_source(inspect_file(path), profile, municipality)
+    res = ImportResult(str(path), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, sheet=src.sheet, dry_run=dry_run)
     if not dry_run and not again and fetch_one(con, "SELECT 1 FROM imports WHERE file_sha256 = ? AND kind = 'file'", [src.sha256]):
         res.already_imported = True
         res.seconds = time.perf_counter() - t0
@@ -214,7 +245,7 @@ def _check_rejects_path(export: Path, rejects: Path) -> None:
 def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: str | None, params: dict) -> tuple[list, bool]:
     """Scan, stage and write chunk by chunk; return the rejects, explained, and whether stored rows were deleted."""
     if src.kind == "xlsx":
-        cur.register("_isu_xlsx", read_xlsx(src.path, prof.sheet))
+        cur.register("_isu_xlsx", read_xlsx(src.path, src.sheet))
         scan = "_isu_xlsx"
     elif needs_copy(src):
         scan = register_transcoded(cur, src)

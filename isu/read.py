@@ -20,7 +20,7 @@ import io
 import itertools
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,12 @@ class Source:
     header: tuple[str, ...] = ()
     mixed_line_ends: bool = False  # CRLF and bare LF (line ends, or inside quoted values): read from a copy in memory
     blank_lines: tuple[int, ...] = ()  # empty lines (from 1): DuckDB skips them, a spreadsheet shows them as rows
+    sheet: str | None = None  # XLSX: the sheet the header is from (the first unless ``on_sheet``)
+    sheets: tuple[str, ...] = ()  # XLSX: every sheet of the workbook
+
+    def on_sheet(self, sheet: str) -> Source:
+        """This workbook as read from another of its sheets."""
+        return replace(self, sheet=sheet, header=tuple(read_xlsx(self.path, sheet, header_only=True)))
 
 
 def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool, tuple[int, ...]]:
@@ -151,7 +157,9 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
     if first.startswith(b"PK\x03\x04"):
         if path.suffix.lower() not in (".xlsx", ".xlsm"):
             raise InputError(f"{path}: a zip archive, not a CSV or XLSX export")
-        return Source(path, sha, "xlsx", header=tuple(read_xlsx(path, None, header_only=True)))
+        sheets = read_xlsx(path, None, sheet_names=True)
+        return Source(path, sha, "xlsx", header=tuple(read_xlsx(path, sheets[0], header_only=True)), sheet=sheets[0],
+                      sheets=tuple(sheets))
     if b"\0" in first[:4096]:
         raise InputError(f"{path}: binary data (NUL bytes), not a text export; UTF-16 is not supported, save as UTF-8")
     enc = (encoding or found).lower().replace("windows-1252", "cp1252").replace("utf8", "utf-8")
@@ -232,8 +240,9 @@ def release_transcoded(con, name: str = "_isu_src") -> None:
         con.unregister(name)
 
 
-def read_xlsx(path: Path, sheet: str | int | None, *, header_only: bool = False):
-    """The sheet (default: first) as an Arrow table of strings, or just its header."""
+def read_xlsx(path: Path, sheet: str | int | None, *, header_only: bool = False, sheet_names: bool = False):
+    """The sheet (default: first) as an Arrow table of strings, or just its header, or the names of
+    the workbook's sheets."""
     try:
         import fastexcel
     except ImportError:  # pragma: no cover - declared dependency
@@ -242,6 +251,16 @@ def read_xlsx(path: Path, sheet: str | int | None, *, header_only: bool = False)
         raise MissingExtra("reading XLSX needs fastexcel: pip install fastexcel") from None
     try:
         reader = fastexcel.read_excel(str(path))
+        names = list(reader.sheet_names)
+    except Exception as e:  # fastexcel raises its own types for broken workbooks
+        raise InputError(f"{path}: cannot read the workbook ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    if not names:
+        raise InputError(f"{path}: the workbook has no sheets")
+    if sheet_names:
+        return names
+    if isinstance(sheet, str) and sheet not in names:
+        raise InputError(f"{path}: the workbook has no sheet {sheet!r} (it has {', '.join(map(repr, names))})")
+    try:
         sheet_ref = sheet if sheet is not None else 0
         if header_only:
             return [c.strip() for c in reader.load_sheet(sheet_ref, n_rows=0).to_arrow().column_names]

@@ -113,13 +113,24 @@ def write_csv(path: Path, rows: list[dict], header: list[str] | None = None, *, 
     return Path(path)
 
 
-def write_xlsx(path: Path, rows: list[dict], header: list[str] | None = None, *, typed: dict[str, object] | None = None) -> Path:
-    """Write rows as an XLSX sheet; ``typed`` maps a column to a cell converter (numbers, dates)."""
+def write_xlsx(path: Path, rows: list[dict], header: list[str] | None = None, *, typed: dict[str, object] | None = None,
+               sheet: str = "Export", before: dict[str, list[list[str]]] | None = None,
+               after: dict[str, list[list[str]]] | None = None) -> Path:
+    """Write rows as an XLSX sheet; ``typed`` maps a column to a cell converter (numbers, dates);
+    ``before``/``after``: other sheets (name → rows of cells) around the export's."""
     import xlsxwriter
 
     header = header or wide_header()
     wb = xlsxwriter.Workbook(str(path))
-    ws = wb.add_worksheet("Export")
+
+    def plain(sheets):
+        for name, cells in (sheets or {}).items():
+            other = wb.add_worksheet(name)
+            for i, line in enumerate(cells):
+                other.write_row(i, 0, line)
+
+    plain(before)
+    ws = wb.add_worksheet(sheet)
     date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
     ws.write_row(0, 0, header)
     for i, r in enumerate(rows, start=1):
@@ -135,6 +146,7 @@ def write_xlsx(path: Path, rows: list[dict], header: list[str] | None = None, *,
                 ws.write_number(i, j, v)
             else:
                 ws.write_string(i, j, str(v))
+    plain(after)
     wb.close()
     return Path(path)
 

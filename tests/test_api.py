@@ -16,7 +16,7 @@ PINNED = {
         "PackageError", "DisclosureError", "MissingExtra", "EXIT_CODES",
     ],
     "isu.keys": ["PoolKey", "new_key", "load_key", "default_key_path", "KEY_HEADER"],
-    "isu.importer": ["ImportResult", "import_file", "choose_profile"],
+    "isu.importer": ["ImportResult", "import_file", "choose_profile", "choose_source"],
 }
 
 

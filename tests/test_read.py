@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from isu.errors import InputError, IsuError
+from isu.errors import InputError, IsuError, ProfileMismatch
 from isu.importer import import_file
 from isu.keys import PoolKey
 from isu.read import inspect_file
@@ -186,6 +186,49 @@ def test_xlsx_with_profile_header_is_matched_like_csv(ws):
     p = write_xlsx(ws.dir / "x.xlsx", rows, header=[f" {h} " for h in wide_header()])
     assert inspect_file(p).header == tuple(wide_header())  # surrounding spaces in header cells are trimmed
     assert ws.import_(p).profile == WIDE.name
+
+
+NOTES = {"Info": [["Uppföljning ISU"], ["Exporterad 2024-12-01"]]}
+
+
+def test_xlsx_export_on_a_later_sheet_is_found(ws):
+    """A workbook that opens on a sheet of notes: the only sheet whose header fits is read, and said."""
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1), wide_row(2, started_on="x")], sheet="Data", before=NOTES, after={"Mer": [["a", "b"]]})
+    r = ws.import_(p)
+    assert (r.sheet, r.profile, r.rows_read, r.rows_accepted) == ("Data", WIDE.name, 2, 1)
+    assert "row 3" in (ws.dir / "w.rejects.csv").read_text(encoding="utf-8-sig")
+
+
+def test_xlsx_first_sheet_wins_when_it_fits(ws):
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], after={"Kopia": [wide_header()]})
+    assert ws.import_(p).sheet == "Export"
+
+
+def test_xlsx_without_a_fitting_sheet_says_which_sheets_it_tried(ws):
+    p = write_xlsx(ws.dir / "w.xlsx", [{"a": "1"}], header=["a", "b"], sheet="Blad1", after={"Blad2": [["c"]]})
+    with pytest.raises(ProfileMismatch, match=r"\(on sheet 'Blad1'; no other sheet fits either: 'Blad2'\)"):
+        ws.import_(p)
+
+
+def test_xlsx_with_two_fitting_later_sheets_asks_which(ws):
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], sheet="Data", before=NOTES, after={"Data2": [wide_header()]})
+    with pytest.raises(ProfileMismatch, match=r"sheets 'Data', 'Data2' all do"):
+        ws.import_(p)
+
+
+def test_xlsx_sheet_named_by_a_profile(ws, tmp_path):
+    text = (PROFILES_DIR / "generic_sv.toml").read_text(encoding="utf-8")
+    named = tmp_path / "mine.toml"
+    named.write_text('sheet = "Data2"\n' + text, encoding="utf-8")
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], sheet="Data", after={"Data2": [wide_header(), [wide_row(2).get(h) or "" for h in wide_header()]]})
+    r = ws.import_(p, profile=str(named))
+    assert (r.sheet, r.rows_accepted) == ("Data2", 1)
+    with ws.connect() as con:
+        assert con.execute("SELECT record_key FROM records").fetchall() == [("K2",)]
+    missing = tmp_path / "missing.toml"
+    missing.write_text('sheet = "Nej"\n' + text, encoding="utf-8")
+    with pytest.raises(InputError, match=r"no sheet 'Nej' \(it has 'Data', 'Data2'\)"):
+        ws.import_(p, profile=str(missing))
 
 
 # --- property: whatever the bytes, the reader ends in a clean result or one IsuError ------------
