@@ -7,7 +7,8 @@ bad value becomes a reported reject instead of a failed read.
 Encodings: UTF-8 (with or without BOM) and Windows-1252. DuckDB has Latin-1 built in, and cp1252
 differs from it only in bytes 0x80-0x9F (€, curly quotes…), which DuckDB's Latin-1 refuses: a file
 with such bytes is transcoded in memory instead (``register_transcoded``), as is a file whose lines
-end in both CRLF and LF (DuckDB's strict reader stops at the first line that differs).
+end in both CRLF and LF (DuckDB's strict reader stops at the first line that differs) or in a CR
+alone (Excel for Mac's "CSV (Macintosh)"; DuckDB reads no such lines).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Source:
     delimiter: str | None = None
     header: tuple[str, ...] = ()
     mixed_line_ends: bool = False  # CRLF and bare LF (line ends, or inside quoted values): read from a copy in memory
+    cr_line_ends: bool = False  # lines end in a CR alone (Excel for Mac's "CSV (Macintosh)"): read from a copy in memory
     blank_lines: tuple[int, ...] = ()  # empty lines (from 1): DuckDB skips them, a spreadsheet shows them as rows
     sheet: str | None = None  # XLSX: the sheet the header is from (the first unless ``on_sheet``)
     sheets: tuple[str, ...] = ()  # XLSX: every sheet of the workbook
@@ -57,9 +59,9 @@ class Source:
         return replace(self, sheet=sheet, header=tuple(read_xlsx(self.path, sheet, header_only=True)))
 
 
-def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool, tuple[int, ...]]:
+def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool, bool, tuple[int, ...]]:
     """One pass: SHA-256, the encoding, BOM, the first chunk, any byte 0x80-0x9F, mixed line ends,
-    the empty lines.
+    CR line ends, the empty lines.
     The hash runs in a second thread (hashlib lets go of the GIL) beside the checks of the text.
 
     UTF-8 unless the bytes that do not decode as UTF-8 outnumber the multi-byte sequences that do
@@ -101,7 +103,21 @@ def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool,
     invalid += decoder.decode(b"", final=True).count("\ufffd")
     bom = first.startswith(codecs.BOM_UTF8)
     utf8 = bom or multibyte >= invalid
-    return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), bom, first, c1, 0 < crs < lines.count, tuple(lines.empty)
+    cr_ends = crs > 2 * lines.count  # CRLF files have about one CR a LF; a CR file's few LFs are inside values
+    blank = _lines_of(_as_lf(path.read_bytes())).empty if cr_ends else lines.empty
+    return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), bom, first, c1, 0 < crs < lines.count, cr_ends, tuple(blank)
+
+
+def _as_lf(data: bytes) -> bytes:
+    """CR line ends (and CRLF ones) made LF."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def _lines_of(data: bytes) -> _Lines:
+    lines = _Lines()
+    if data:
+        lines.add(np.frombuffer(data, np.uint8))
+    return lines
 
 
 class _Lines:
@@ -149,7 +165,7 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        sha, found, bom, first, c1, mixed, blank = _digest_and_encoding(path)
+        sha, found, bom, first, c1, mixed, cr_ends, blank = _digest_and_encoding(path)
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
     if not first:
@@ -166,6 +182,8 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
     if enc not in ("utf-8", "cp1252", "latin-1"):
         raise InputError(f"{path}: encoding {enc!r} is not supported (use UTF-8 or Windows-1252)")
     text = first[3 if bom else 0 :].decode(enc if enc != "latin-1" else "latin-1", errors="replace")
+    if cr_ends:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     try:
         delim, header = _first_record(text, delimiter)
     except InputError as e:
@@ -177,7 +195,8 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
         dup = sorted({h for h in header if h and names.count(h.casefold()) > 1})
         same = " (letter case does not count)" if len(dup) > len(set(names) & {d.casefold() for d in dup}) else ""
         raise InputError(f"{path}: the header repeats column names {mask_ids(str(dup))}{same}; each column needs its own name")
-    return Source(path, sha, "csv", enc, bom, c1, delim, _name_empty(header), mixed, blank)
+    return Source(path, sha, "csv", enc, bom, c1, delim, _name_empty(header), mixed_line_ends=mixed, cr_line_ends=cr_ends,
+                  blank_lines=blank)
 
 
 def _name_empty(header: list[str]) -> tuple[str, ...]:
@@ -199,7 +218,7 @@ def _quote(s: str) -> str:
 
 def needs_copy(src: Source) -> bool:
     """Whether DuckDB must read ``src`` from a copy in memory (``register_transcoded``)."""
-    return src.kind == "csv" and (src.mixed_line_ends or (src.encoding == "cp1252" and src.c1_bytes))
+    return src.kind == "csv" and (src.mixed_line_ends or src.cr_line_ends or (src.encoding == "cp1252" and src.c1_bytes))
 
 
 def csv_scan_sql(src: Source) -> str:
@@ -215,11 +234,13 @@ def csv_scan_sql(src: Source) -> str:
 def register_transcoded(con, src: Source, name: str = "_isu_src") -> str:
     """A CSV that DuckDB cannot read from disk as it is, handed to DuckDB as UTF-8 through an
     in-memory file, never a copy on disk (the file holds person ids): cp1252 with bytes 0x80-0x9F
-    (DuckDB's Latin-1 reader refuses those) decoded, mixed line ends made LF (DuckDB's strict reader
-    stops at the first line that differs; the lines stay the same lines). Costs the file's size in
+    (DuckDB's Latin-1 reader refuses those) decoded, mixed or CR line ends made LF (DuckDB's strict
+    reader stops at the first line that differs; the lines stay the same lines). Costs the file's size in
     memory, a few times over while it is made; such files are rare."""
     data = src.path.read_bytes()
-    if src.mixed_line_ends:
+    if src.cr_line_ends:
+        data = _as_lf(data)
+    elif src.mixed_line_ends:
         data = data.replace(b"\r\n", b"\n")
     if src.encoding != "utf-8":
         data = data.decode(src.encoding, errors="replace").encode("utf-8")

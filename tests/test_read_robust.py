@@ -249,6 +249,24 @@ def test_a_lone_carriage_return_gives_one_input_error(ws):
     assert _stored(ws) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+def test_lines_ending_in_a_cr_alone_all_read(ws, encoding):
+    """Excel for Mac's "CSV (Macintosh)" ends lines in a CR alone: every row is read, and rejects
+    name the rows a spreadsheet shows, counting an empty line and a value spanning lines."""
+    p = ws.dir / "mac.csv"
+    lines = _export(p, 6, newline="\r", encoding=encoding, comment={2: "rad ett\rrad två"}, **SWEDISH)
+    at = next(i for i, line in enumerate(lines) if b";K5;" in line)
+    lines[at] = lines[at].replace(b";Egen regi;", b";BAD;")
+    lines = lines[:at] + [b""] + lines[at:]  # an empty line before K5
+    src = inspect_file(_save(p, lines, b"\r"))
+    assert (src.encoding, src.cr_line_ends, src.mixed_line_ends) == (encoding, True, False)
+    r = ws.import_(p)
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (6, 5, 1), r.errors_by_type
+    assert [(x["row"], x["error_type"]) for x in _rejects(r)] == [("7", "not_in_code_list")]  # K5: row 6, 7 after the empty line
+    with ws.connect() as con:
+        assert con.execute("SELECT DISTINCT need_area, end_reason FROM records").fetchall() == [("income", "client_ended")]
+
+
 # --- 4. a stray byte in a UTF-8 export ---------------------------------------------------------
 
 
@@ -313,6 +331,6 @@ def test_empty_lines_are_found_whatever_the_pieces_the_file_is_read_in(tmp_path,
     monkeypatch.setattr(isu.read, "CHUNK", chunk)
     p = tmp_path / "x.csv"
     for data, want in [(b"h\na\n\nb\r\n\r\nc\n", (3, 5)), (b"h\n\n\n", (2, 3)), (b"h\na\nb", ()), (b"h\r\n\r\nx", (2,)),
-                       (b"h\r\na\r\nb\r\n", ())]:
+                       (b"h\r\na\r\nb\r\n", ()), (b"h\ra\r\rb\r", (3,))]:
         p.write_bytes(data)
         assert isu.read._digest_and_encoding(p)[-1] == want
