@@ -193,7 +193,7 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
     names = [h.casefold() for h in header if h]
     if len(set(names)) != len(names):
         dup = sorted({h for h in header if h and names.count(h.casefold()) > 1})
-        same = " (letter case does not count)" if len(dup) > len(set(names) & {d.casefold() for d in dup}) else ""
+        same = " (letter case does not count)" if len(dup) > len({d.casefold() for d in dup}) else ""
         raise InputError(f"{path}: the header repeats column names {mask_ids(str(dup))}{same}; each column needs its own name")
     return Source(path, sha, "csv", enc, bom, c1, delim, _name_empty(header), mixed_line_ends=mixed, cr_line_ends=cr_ends,
                   blank_lines=blank)

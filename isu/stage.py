@@ -337,7 +337,8 @@ class Stage:
     Everything a chunk needs stays Python-held Arrow, read by DuckDB by name (its replacement scan
     of the caller's local variables): inside a transaction DuckDB keeps every registered object
     and every table dropped or emptied until the commit, so tables per chunk would make the
-    memory of an import grow with the file. ``cross``: check keys against earlier chunks' too.
+    memory of an import grow with the file. ``cross``: check keys against earlier chunks' too;
+    ``shown``: ``shown_fields``, the columns a long record's disagreeing rows are reported in.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, profile: Profile, chunk: pa.Table, *, cross: bool,
