@@ -64,10 +64,14 @@ def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, 
                     r = import_file(con, f, profile=profile, municipality=municipality, key_loader=lambda: _key(state.key_file, dry_run),
                                     dry_run=dry_run, rejects_path=_rejects_path(f, rejects, len(files) > 1), again=again)
                 except IsuError as e:
-                    if len(files) == 1 or isinstance(e, (UsageError, WorkspaceError, KeyFileError)):
+                    if isinstance(e, (UsageError, WorkspaceError, KeyFileError)):
                         raise  # nothing else could go better
-                    failed = failed or e
                     results.append({"file": str(f), "error": str(e), "exit_code": e.exit_code})
+                    if len(files) == 1:
+                        if json_:
+                            emit(results[0], True)  # a script reads one object, as for a file that was imported
+                        raise
+                    failed = failed or e
                     error_line(str(e))
                     continue
                 finally:
@@ -82,7 +86,10 @@ def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, 
         emit(results[0] if len(results) == 1 else {"files": results}, True)
     if failed is not None:
         if not json_:
-            err.print(f"{sum('error' in r for r in results)} of {len(files)} files not imported; the others were", soft_wrap=True)
+            n, verb = sum("error" in r for r in results), "checked" if dry_run else "imported"
+            others = len(files) - n
+            rest = "; the other was" if others == 1 else f"; the other {others} were" if others else ""
+            err.print(f"{n} of {len(files)} files could not be {verb}{rest}", soft_wrap=True)
         raise typer.Exit(failed.exit_code)
     if any_rejected:
         raise typer.Exit(10)

@@ -105,10 +105,11 @@ def choose_source(src: Source, name: str | None, municipality: str | None) -> tu
             return fits[0]
         others = ", ".join(repr(s) for s in src.sheets[1:])
         if fits:
-            raise ProfileMismatch(f"{src.path.name}: sheet {src.sheet!r} does not fit, and sheets {', '.join(repr(o.sheet) for _, o in fits)} "
-                                  "all do; keep the export's sheet first, or name it in a profile (sheet = \"...\")") from None
+            raise ProfileMismatch(mask_ids(
+                f"{src.path.name}: sheet {src.sheet!r} does not fit, and sheets {', '.join(repr(o.sheet) for _, o in fits)} all do; "
+                "keep the export's sheet first, or name it in a profile (sheet = \"...\")")) from None
         also = f"; no other sheet fits either: {others}" if others else ""
-        raise ProfileMismatch(f"{first} (on sheet {src.sheet!r}{also})") from None
+        raise ProfileMismatch(f"{first} (on sheet {mask_ids(repr(src.sheet) + also)})") from None
 
 
 def _missing(profile: Profile, header: tuple[str, ...], municipality: str | None) -> list[tuple[str, str]]:
@@ -171,7 +172,8 @@ def import_file(
     if rejects_path is not None:
         _check_rejects_path(Path(path), Path(rejects_path))
     prof, src = choose_source(inspect_file(path), profile, municipality)
-    res = ImportResult(str(path), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, sheet=src.sheet, dry_run=dry_run)
+    res = ImportResult(str(path), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, dry_run=dry_run,
+                       sheet=None if src.sheet is None else mask_ids(src.sheet))  # a sheet may be named after a person
     if not dry_run and not again and fetch_one(con, "SELECT 1 FROM imports WHERE file_sha256 = ? AND kind = 'file'", [src.sha256]):
         res.already_imported = True
         res.seconds = time.perf_counter() - t0

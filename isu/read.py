@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from isu.schemas.profiles import header_key
+
 from .errors import InputError
 from .pseudonym import mask_ids
 
@@ -55,7 +57,8 @@ class Source:
     sheets: tuple[str, ...] = ()  # XLSX: every sheet of the workbook
 
     def on_sheet(self, sheet: str) -> Source:
-        """This workbook as read from another of its sheets."""
+        """This workbook as read from another of its sheets (named letter case aside)."""
+        sheet = _sheet_named(self.path, sheet, list(self.sheets))
         return replace(self, sheet=sheet, header=tuple(read_xlsx(self.path, sheet, header_only=True)))
 
 
@@ -96,16 +99,18 @@ def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool,
                 c1 = c1 or bool(np.count_nonzero(octets - np.uint8(0x80) < 0x20))  # 0x80-0x9F; 2.5x as fast as bytes.translate
                 if crs or b"\r" in chunk:  # a search for one byte costs next to nothing
                     crs += int(np.count_nonzero(octets == 13))
-                lines.add(octets)
+                lines.add(octets, crs > 0)
     finally:
         chunks.put(None)
         hasher.join()
     invalid += decoder.decode(b"", final=True).count("\ufffd")
     bom = first.startswith(codecs.BOM_UTF8)
     utf8 = bom or multibyte >= invalid
-    cr_ends = crs > 2 * lines.count  # CRLF files have about one CR a LF; a CR file's few LFs are inside values
+    # lines end in CRs alone when those outnumber the other line breaks (LFs inside values, say)
+    cr_ends = crs - lines.crlf > lines.count
+    mixed = not cr_ends and 0 < lines.crlf < lines.count  # some LFs after a CR, some not
     blank = _lines_of(_as_lf(path.read_bytes())).empty if cr_ends else lines.empty
-    return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), bom, first, c1, 0 < crs < lines.count, cr_ends, tuple(blank)
+    return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), bom, first, c1, mixed, cr_ends, tuple(blank)
 
 
 def _as_lf(data: bytes) -> bytes:
@@ -125,11 +130,14 @@ class _Lines:
     CR, before the LF). DuckDB skips empty lines without a word; a person counts them as rows."""
 
     def __init__(self) -> None:
-        self.count, self.empty = 0, []
+        self.count, self.empty, self.crlf = 0, [], 0  # crlf: the LFs after a CR (counted when ``add`` is told)
         self.start, self.offset, self.last = 0, 0, -1  # where the open line starts; bytes read; the last byte
 
-    def add(self, octets: np.ndarray) -> None:
+    def add(self, octets: np.ndarray, crs: bool = False) -> None:
+        """The next piece of the file; ``crs``: whether CRs were seen so far (then CRLFs are counted)."""
         lf = np.flatnonzero(octets == 10)
+        if crs and len(lf):
+            self.crlf += int(np.count_nonzero(octets[lf[lf > 0] - 1] == 13)) + int(lf[0] == 0 and self.last == 13)
         if len(lf):
             gap = lf - np.concatenate(([self.start - self.offset], lf[:-1] + 1))  # bytes before each LF in its line
             near = np.flatnonzero(gap <= 1)
@@ -188,15 +196,21 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
         delim, header = _first_record(text, delimiter)
     except InputError as e:
         raise InputError(f"{path}: {e}") from None
-    # empty cells get names of their own (``_name_empty``); letter case does not tell columns apart
-    # (DuckDB's names ignore it, and so does the profile match, ``Profile.spelt_as``)
-    names = [h.casefold() for h in header if h]
-    if len(set(names)) != len(names):
-        dup = sorted({h for h in header if h and names.count(h.casefold()) > 1})
-        same = " (letter case does not count)" if len(dup) > len({d.casefold() for d in dup}) else ""
-        raise InputError(f"{path}: the header repeats column names {mask_ids(str(dup))}{same}; each column needs its own name")
+    _check_header(path, header)
     return Source(path, sha, "csv", enc, bom, c1, delim, _name_empty(header), mixed_line_ends=mixed, cr_line_ends=cr_ends,
                   blank_lines=blank)
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    """Each column needs a name of its own, and letter case and spacing do not make one: DuckDB's
+    names ignore case, and the profile match ignores both (``Profile.spelt_as``), so of
+    ``Kommunkod`` and ``KOMMUNKOD`` either might be read. Empty cells get names of their own
+    (``_name_empty``)."""
+    keys = [header_key(h) for h in header if h]
+    if len(set(keys)) != len(keys):
+        dup = sorted({h for h in header if h and keys.count(header_key(h)) > 1})
+        same = " (letter case and spacing do not count)" if len(dup) > len({header_key(d) for d in dup}) else ""
+        raise InputError(f"{path}: the header repeats column names {mask_ids(str(dup))}{same}; each column needs its own name")
 
 
 def _name_empty(header: list[str]) -> tuple[str, ...]:
@@ -261,7 +275,17 @@ def release_transcoded(con, name: str = "_isu_src") -> None:
         con.unregister(name)
 
 
-def read_xlsx(path: Path, sheet: str | int | None, *, header_only: bool = False, sheet_names: bool = False):
+def _sheet_named(path: Path, sheet: str, names: list[str]) -> str:
+    """The workbook's sheet called ``sheet``, letter case aside (as Excel names them)."""
+    if sheet in names:
+        return sheet
+    same = [n for n in names if n.casefold() == sheet.casefold()]
+    if len(same) == 1:
+        return same[0]
+    raise InputError(mask_ids(f"{path}: the workbook has no sheet {sheet!r} (it has {', '.join(map(repr, names))})"))
+
+
+def read_xlsx(path: Path, sheet: str | None, *, header_only: bool = False, sheet_names: bool = False):
     """The sheet (default: first) as an Arrow table of strings, or just its header, or the names of
     the workbook's sheets."""
     try:
@@ -279,13 +303,16 @@ def read_xlsx(path: Path, sheet: str | int | None, *, header_only: bool = False,
         raise InputError(f"{path}: the workbook has no sheets")
     if sheet_names:
         return names
-    if isinstance(sheet, str) and sheet not in names:
-        raise InputError(f"{path}: the workbook has no sheet {sheet!r} (it has {', '.join(map(repr, names))})")
+    sheet = _sheet_named(path, sheet, names) if sheet is not None else names[0]
     try:
-        sheet_ref = sheet if sheet is not None else 0
-        if header_only:
-            return [c.strip() for c in reader.load_sheet(sheet_ref, n_rows=0).to_arrow().column_names]
-        table = reader.load_sheet(sheet_ref, dtypes="string").to_arrow()
+        if header_only:  # the cells as they are (fastexcel renames a repeated name), then the names it reads by
+            cells = reader.load_sheet(sheet, header_row=None, n_rows=1, dtypes="string").to_arrow().to_pylist()
+            read_by = reader.load_sheet(sheet, n_rows=0).to_arrow().column_names
+        else:
+            table = reader.load_sheet(sheet, dtypes="string").to_arrow()
     except Exception as e:  # fastexcel raises its own types for broken workbooks
         raise InputError(f"{path}: cannot read the workbook ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    if header_only:
+        _check_header(path, [(c or "").strip() for c in (cells[0].values() if cells else [])])
+        return [c.strip() for c in read_by]
     return table.rename_columns([c.strip() for c in table.column_names])

@@ -54,8 +54,8 @@ def _field_of(profile: Profile, column: str) -> str | None:
 def _detail(profile: Profile, type_: str, column: str, value: str | None, municipality: str | None = None) -> str:
     if type_ == "municipality_mismatch":
         return municipality or ""
-    if type_ == "conflicting_record":
-        return f" (this row: {value!r})" if value is not None else ""
+    if type_ == "conflicting_record":  # the value as read (a code, a date), not the cell's text: said so
+        return f" (this row reads as {value!r})" if value is not None else ""
     if type_ == "out_of_range" and column == profile.columns.get("person_id"):
         return "the birth year it gives is outside the contract's range"
     return _explain(_field_of(profile, column), type_, value)
@@ -114,6 +114,8 @@ def collect(found: list[Pending], malformed: list[tuple[int, str]], profile: Pro
     for ordinal, column, type_, value in sorted(found, key=lambda f: f[0]):
         row = _line_of(ordinal, lines) if lines else ordinal + 1
         detail = _detail(profile, type_, column, value, municipality)
+        if type_ == "conflicting_record":
+            value = None  # the value column shows cells as written; this one is only known as read
         out.append(Reject(row, column, value, type_, message(type_, row=row, column=column, value=value, detail=detail)))
     return sorted(out, key=lambda r: (r.row, r.column))
 

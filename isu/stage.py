@@ -344,11 +344,11 @@ class Stage:
     def __init__(self, con: duckdb.DuckDBPyConnection, profile: Profile, chunk: pa.Table, *, cross: bool,
                  shown: dict[str, str]) -> None:
         self.con, self.tables = con, {"chunk": chunk}
-        if profile.shape == "long":
+        if profile.shape == "long":  # rows that failed a check of their own are not compared: that error says it
             fields = ", ".join(f for f in RECORD_FIELDS if f != "record_key")
             self.tables["conflicts"] = self.arrow(f"""SELECT _row, {', '.join(RECORD_FIELDS)} FROM _isu_chunk SEMI JOIN
-                (SELECT municipality, record_key FROM _isu_chunk WHERE {_KEYED} GROUP BY ALL HAVING count(DISTINCT ({fields})) > 1)
-                USING (municipality, record_key)""")
+                (SELECT municipality, record_key FROM _isu_chunk WHERE _ok AND {_KEYED} GROUP BY ALL HAVING count(DISTINCT ({fields})) > 1)
+                USING (municipality, record_key) WHERE _ok""")
         parts = " UNION ALL ".join(
             f"SELECT _row, {{'column': {lit(col)}, 'type': '{type_}', 'value': CAST({value} AS VARCHAR)}} AS e "
             f"FROM _isu_chunk WHERE _row IN ({rows})" for rows, col, type_, value in _flags(profile, cross, shown))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Profile", "MeasurementGroup", "load_profile", "profile_names", "PROFILES_DIR", "ProfileError"]
+__all__ = ["Profile", "MeasurementGroup", "header_key", "load_profile", "profile_names", "PROFILES_DIR", "ProfileError"]
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
 
@@ -68,19 +68,12 @@ class Profile:
     def spelt_as(self, header: tuple[str, ...] | list[str]) -> Profile:
         """This profile with its source columns spelt as ``header`` spells them, where they differ
         only in letter case or spacing (``kommunkod`` for ``Kommunkod``): case systems and
-        spreadsheets change the case of headers, and a person reads both as the same column. An
-        exact match wins; a name two header columns would both fit stays as it is (it is then
-        missing, and the error names it)."""
-        exact = set(header)
-        by_key: dict[str, list[str]] = {}
-        for h in header:
-            by_key.setdefault(_header_key(h), []).append(h)
+        spreadsheets change the case of headers, and a person reads both as the same column (so
+        the reader refuses a header with two such names: ``isu.read``)."""
+        by_key = {header_key(h): h for h in header}
 
         def spell(col: str) -> str:
-            if col in exact:
-                return col
-            found = by_key.get(_header_key(col), [])
-            return found[0] if len(found) == 1 else col
+            return col if col in header else by_key.get(header_key(col), col)
 
         groups = tuple(replace(g, instrument_column=g.instrument_column and spell(g.instrument_column),
                                timepoints={tp: {k: spell(c) for k, c in spec.items()} for tp, spec in g.timepoints.items()})
@@ -89,7 +82,7 @@ class Profile:
                        long={f: spell(c) for f, c in self.long.items()})
 
 
-def _header_key(name: str) -> str:
+def header_key(name: str) -> str:
     """A header name as matched: letter case and runs of spaces do not count."""
     return " ".join(name.split()).casefold()
 
@@ -113,6 +106,8 @@ def _parse(data: dict, name: str) -> Profile:
     long = dict(data.get("long", {}))
     if shape == "long" and set(long) != set(LONG_FIELDS) - {"measured_on"} and set(long) != set(LONG_FIELDS):
         raise ProfileError(f"profile {name}: [long] must name {', '.join(LONG_FIELDS)}")
+    if not isinstance(data.get("sheet", ""), str):
+        raise ProfileError(f"profile {name}: sheet must be the name of a workbook sheet, in quotes (sheet = \"Data\")")
     for g in groups:
         if (g.instrument is None) == (g.instrument_column is None):
             raise ProfileError(f"profile {name}: each [[measurements]] needs instrument or instrument_column")

@@ -235,6 +235,27 @@ def test_several_files_one_broken_the_others_still_import(isu, ws, files):
     assert json.loads(isu("status", "--json", env=ws.env()).stdout)["records"] == 3
 
 
+def test_one_broken_file_with_json_is_one_object_and_one_line(isu, ws):
+    broken = ws.dir / "broken.csv"
+    broken.write_bytes(b"\x00\x01binary")
+    p = isu("import", str(broken), "--json", env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 3
+    out = json.loads(p.stdout)
+    assert out["file"] == str(broken) and out["exit_code"] == 3 and "binary" in out["error"]
+    assert "binary" in one_line_error(p)
+
+
+@pytest.mark.parametrize(("command", "verb"), [(("import",), "imported"), (("import", "--dry-run"), "checked"), (("validate",), "checked")])
+def test_several_files_the_summary_says_how_many_failed(isu, ws, files, command, verb):
+    good, _ = files
+    broken = ws.dir / "broken.csv"
+    broken.write_bytes(b"\x00\x01binary")
+    p = isu(*command, str(good), str(broken), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 3 and f"1 of 2 files could not be {verb}; the other was" in p.stderr, p.stderr
+    p = isu(*command, str(broken), str(broken), env=ws.env(), cwd=ws.dir)
+    assert f"2 of 2 files could not be {verb}\n" in p.stderr.replace("\r", ""), p.stderr
+
+
 def test_a_code_list_mapping_to_an_unknown_category_is_one_line(isu, ws, files, tmp_path):
     """A regional mapping file with a typo in a category would file every such row under a
     category no published table knows: the import stops before reading a row."""

@@ -231,6 +231,33 @@ def test_xlsx_sheet_named_by_a_profile(ws, tmp_path):
         ws.import_(p, profile=str(missing))
 
 
+@pytest.mark.parametrize("twin", ["Kommunkod", "KOMMUNKOD", "skattning  START"])
+def test_xlsx_header_repeating_a_name_is_one_clear_error(ws, twin):
+    """As in a CSV; fastexcel would rename an exact repeat ('Kommunkod_1'), and DuckDB would read
+    either of two names that differ in case."""
+    header = wide_header() + [twin]
+    p = write_xlsx(ws.dir / "d.xlsx", [{**wide_row(1), twin: "0181"}], header)
+    with pytest.raises(InputError, match="repeats column names"):
+        ws.import_(p)
+    p = write_xlsx(ws.dir / "d2.xlsx", [{**wide_row(1), twin: "0181"}], header, sheet="Data", before=NOTES)
+    with pytest.raises(InputError, match="repeats column names"):
+        ws.import_(p)
+
+
+def test_xlsx_sheet_names_letter_case_aside_and_masked(ws, tmp_path):
+    text = (PROFILES_DIR / "generic_sv.toml").read_text(encoding="utf-8")
+    named = tmp_path / "lower.toml"
+    named.write_text('sheet = "data"\n' + text, encoding="utf-8")
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], sheet="Data", before=NOTES)
+    assert ws.import_(p, profile=str(named)).sheet == "Data"
+    odd = write_xlsx(ws.dir / "odd.xlsx", [wide_row(1)], sheet="19800101-1234", before=NOTES)  # a sheet named after a person
+    assert ws.import_(odd).sheet == "********-****"
+    for bad in ("sheet = 1", 'sheet = ["Data"]'):
+        named.write_text(bad + "\n" + text, encoding="utf-8")
+        with pytest.raises(InputError, match="sheet must be the name of a workbook sheet"):
+            ws.import_(p, profile=str(named))
+
+
 # --- property: whatever the bytes, the reader ends in a clean result or one IsuError ------------
 
 _VALID = [wide_row(i) for i in range(1, 6)]

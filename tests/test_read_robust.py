@@ -249,6 +249,18 @@ def test_a_lone_carriage_return_gives_one_input_error(ws):
     assert _stored(ws) == (0, 0, 0)
 
 
+def test_cr_line_ends_with_line_breaks_in_many_values(ws):
+    """Excel writes an in-cell line break as LF: in a CR file, most rows may hold one."""
+    p = ws.dir / "mac2.csv"
+    lines = _export(p, 3, newline="\r", encoding="cp1252", comment={i: f"C{i}" for i in (1, 2, 3)})
+    lines = [line.replace(b";C1", b';"Enligt plan\n(se journal)"').replace(b";C2", b';"a\nb"').replace(b";C3", b';"c\nd"')
+             for line in lines]
+    src = inspect_file(_save(p, lines, b"\r"))
+    assert (src.cr_line_ends, src.mixed_line_ends) == (True, False)
+    r = ws.import_(p)
+    assert (r.rows_read, r.rows_accepted) == (3, 3), r.errors_by_type
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
 def test_lines_ending_in_a_cr_alone_all_read(ws, encoding):
     """Excel for Mac's "CSV (Macintosh)" ends lines in a CR alone: every row is read, and rejects

@@ -119,7 +119,7 @@ def test_long_duplicate_measurement_and_conflicting_record(long_result):
     ]
     assert (result.rows_read, result.rows_accepted, result.rows_rejected) == (7, 2, 5)
     row6 = next(r for r in rejects if r["row"] == "6")
-    assert row6["value"] == "drugs" and "disagree" in row6["message"] and "Livsområde" in row6["message"], row6
+    assert row6["value"] == "" and "reads as 'drugs'" in row6["message"] and "Livsområde" in row6["message"], row6
     with ws.connect() as con:
         assert con.execute("SELECT record_key, count(*) FROM measurements GROUP BY 1").fetchall() == [("L3", 2)]
 
@@ -244,9 +244,20 @@ def test_conflicting_record_names_every_field_its_rows_disagree_on(ws):
     rows = long_rows(1) + long_rows(1, measurements=(("Uppföljning", "1"),), need_area="Narkotika", person_id=pnr(7))
     result = ws.import_(write_csv(ws.dir / "c.csv", rows, long_header()))
     got = sorted((r["row"], r["column"], r["value"]) for r in read_rejects(result.rejects_file))
-    assert got == [("2", "Livsområde", "alcohol"), ("2", "Personnummer", ""), ("3", "Livsområde", "alcohol"),
-                   ("3", "Personnummer", ""), ("4", "Livsområde", "drugs"), ("4", "Personnummer", "")]
+    assert got == [("2", "Livsområde", ""), ("2", "Personnummer", ""), ("3", "Livsområde", ""),
+                   ("3", "Personnummer", ""), ("4", "Livsområde", ""), ("4", "Personnummer", "")]
     assert (result.rows_accepted, result.rows_rejected) == (0, 3)
+
+
+def test_a_row_with_an_error_of_its_own_is_not_also_a_conflict(ws):
+    """A bad start date on one row of a long record is that row's bad_date, not a disagreement that
+    rejects its record's other rows too."""
+    rows = long_rows(1, measurements=(("Start", "3"), ("Avslut", "2"), ("Uppföljning", "1")))
+    rows[1]["Startdatum"] = "2024-13-15"
+    result = ws.import_(write_csv(ws.dir / "own.csv", rows, long_header()))
+    got = [(r["row"], r["column"], r["error_type"]) for r in read_rejects(result.rejects_file)]
+    assert got == [("3", "Startdatum", "bad_date")]
+    assert (result.rows_accepted, result.rows_rejected, result.measurements) == (2, 1, 2)
 
 
 def test_conflict_in_a_field_not_shown_still_rejects_the_record():
