@@ -48,6 +48,7 @@ class ChunkWriter:
         self.undo = False  # _isu_undo_* exist
         self.deleted = False  # stored rows were deleted (replaced or undone)
         self.municipalities: dict[str, int] = {}
+        self.stored: set[str] | None = None  # municipalities with records from earlier imports (``_stored``)
 
     def chunk(self, stage: Stage, *, last: bool) -> list[tuple[int, str, str, str | None]]:
         """Count, write and remember the staged chunk; undo earlier rows whose key it repeats.
@@ -92,12 +93,13 @@ class ChunkWriter:
         return late
 
     def _stored(self, codes: list[str]) -> bool:
-        """Whether earlier imports stored records of any of these municipalities. This import's own
-        earlier chunks do not count: a key of theirs that comes again is a duplicate key, rejected
-        on both rows (``_late_duplicates``), never an update."""
-        return bool(codes) and self.con.execute(
-            "SELECT EXISTS (SELECT 1 FROM records WHERE import_id IS DISTINCT FROM ? AND list_contains(?, municipality))",
-            [self.res.import_id, codes]).fetchall()[0][0]
+        """Whether earlier imports stored records of any of these municipalities (read before this
+        import wrote its first chunk). This import's own earlier chunks do not count: a key of
+        theirs that comes again is a duplicate key, rejected on both rows (``_late_duplicates``),
+        never an update."""
+        if self.stored is None:
+            self.stored = {code for (code,) in self.con.execute("SELECT DISTINCT municipality FROM records").fetchall()}
+        return not self.stored.isdisjoint(codes)
 
     def _accepted(self) -> str:
         """The chunk's accepted records with their content hash: the stage itself (wide), or one
