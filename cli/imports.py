@@ -105,8 +105,12 @@ def _print(r) -> None:
     out.print(f"{Path(r.file).name}: {verb} with profile {r.profile} ({how}): "
               f"read {r.rows_read:,}, accepted {r.rows_accepted:,}, rejected {r.rows_rejected:,}")
     would = "would be " if r.dry_run else ""
-    out.print(f"  records: {would}{r.records_inserted:,} new, {r.records_updated:,} updated, {r.records_unchanged:,} unchanged; "
-              f"measurements {r.measurements:,}")
+    if r.without_key:  # checked before the pool key arrived: a stored record's content hash holds its pseudonym
+        out.print(f"  records: {would}{r.records_inserted:,} new, {r.records_existing:,} already stored (updated or unchanged: "
+                  f"telling them apart needs the pool key); measurements {r.measurements:,}")
+    else:
+        out.print(f"  records: {would}{r.records_inserted:,} new, {r.records_updated:,} updated, {r.records_unchanged:,} unchanged; "
+                  f"measurements {r.measurements:,}")
     if r.rows_rejected:
         kinds = ", ".join(f"{k} {v}" for k, v in r.errors_by_type.items())
         out.print(f"  problems found, by type: {kinds}")

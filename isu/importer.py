@@ -54,8 +54,10 @@ class ImportResult:
     rows_accepted: int = 0
     rows_rejected: int = 0
     records_inserted: int = 0
-    records_updated: int = 0
-    records_unchanged: int = 0
+    records_updated: int | None = 0
+    records_unchanged: int | None = 0  # None with ``without_key``: updated and unchanged records are then told apart by nothing
+    without_key: bool = False  # checked with a stand-in key (a dry run before the pool key arrived)
+    records_existing: int | None = None  # with ``without_key``: records already stored, updated or unchanged
     measurements: int = 0
     already_imported: bool = False
     dry_run: bool = False
@@ -212,6 +214,9 @@ def import_file(
     finally:
         release_transcoded(cur)
         cur.close()
+    if stand_in:  # the content hash holds the pseudonym: a stored record would differ under any other key
+        res.without_key, res.records_existing = True, res.records_updated + res.records_unchanged
+        res.records_updated = res.records_unchanged = None
     if rejected and rejects_path is not None:
         try:
             res.rejects_file = str(rejects_mod.write_file(rejected, Path(rejects_path)))

@@ -19,7 +19,9 @@ import csv
 import hashlib
 import io
 import itertools
+import os
 import queue
+import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -275,6 +277,22 @@ def release_transcoded(con, name: str = "_isu_src") -> None:
         con.unregister(name)
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 to /dev/null: fastexcel's Rust core writes "'chartsheet' not a valid
+    worksheet" there for a chart sheet, which the sheet search (``isu.importer.choose_source``)
+    looks at like any other; a person would take the line for an error."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _sheet_named(path: Path, sheet: str, names: list[str]) -> str:
     """The workbook's sheet called ``sheet``, letter case aside (as Excel names them)."""
     if sheet in names:
@@ -306,8 +324,9 @@ def read_xlsx(path: Path, sheet: str | None, *, header_only: bool = False, sheet
     sheet = _sheet_named(path, sheet, names) if sheet is not None else names[0]
     try:
         if header_only:  # the cells as they are (fastexcel renames a repeated name), then the names it reads by
-            cells = reader.load_sheet(sheet, header_row=None, n_rows=1, dtypes="string").to_arrow().to_pylist()
-            read_by = reader.load_sheet(sheet, n_rows=0).to_arrow().column_names
+            with _quiet_stderr():
+                cells = reader.load_sheet(sheet, header_row=None, n_rows=1, dtypes="string").to_arrow().to_pylist()
+                read_by = reader.load_sheet(sheet, n_rows=0).to_arrow().column_names
         else:
             table = reader.load_sheet(sheet, dtypes="string").to_arrow()
     except Exception as e:  # fastexcel raises its own types for broken workbooks

@@ -127,6 +127,22 @@ def test_validate_needs_no_key(isu, ws, files):
     assert isu("validate", str(mixed), env=ws.env(), cwd=ws.dir).returncode == 6
 
 
+def test_validate_without_the_key_does_not_guess_updated_or_unchanged(isu, ws, files):
+    """A stored record's content hash holds its pseudonym, which needs the key: without it, a
+    stored record would look changed. The check says what it cannot tell."""
+    good, _ = files
+    assert isu("import", str(good), env=ws.env(), cwd=ws.dir).returncode == 0
+    again = write_csv(ws.dir / "again.csv", [wide_row(1), wide_row(2, need_area="Skola"), wide_row(5)])
+    nokey = ["--key-file", str(ws.dir / "nokey")]
+    res = json.loads(isu(*nokey, "validate", str(again), "--json", env=ws.env(), cwd=ws.dir).stdout)
+    assert (res["without_key"], res["records_inserted"], res["records_existing"], res["records_updated"], res["records_unchanged"]) == (
+        True, 1, 2, None, None)
+    text = isu(*nokey, "validate", str(again), env=ws.env(), cwd=ws.dir).stdout
+    assert "1 new, 2 already stored (updated or unchanged" in " ".join(text.split()), text
+    res = json.loads(isu("validate", str(again), "--json", env=ws.env(), cwd=ws.dir).stdout)
+    assert (res["without_key"], res["records_inserted"], res["records_updated"], res["records_unchanged"]) == (False, 1, 1, 1)
+
+
 def test_open_key_file_refused(isu, ws, files):
     good, _ = files
     ws.key_file.chmod(0o644)
