@@ -9,7 +9,7 @@ import duckdb
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from isu.errors import IsuError, KeyFileError, UsageError, WorkspaceBusy, WorkspaceError
+from isu.errors import IsuError, KeyFileError, UsageError, WorkspaceBusy, WorkspaceError, WorkspaceReadOnly
 from isu.importer import import_file
 from isu.keys import load_key
 from isu.store import connect, init_store
@@ -31,12 +31,14 @@ def _rejects_path(file: Path, rejects: Optional[Path], many: bool) -> Path:
 
 def _check_workspace(db: Path) -> duckdb.DuckDBPyConnection:
     """Where a check runs: the workspace (its key fingerprint is checked too), or an empty one in
-    memory when there is none yet or another process is importing into it."""
+    memory when there is none yet, another process is importing into it, or it cannot be written
+    here (a check writes nothing, but runs inside a transaction of the workspace)."""
     try:
         if db.exists():
             return connect(db)
-    except WorkspaceBusy:
-        pass
+    except (WorkspaceBusy, WorkspaceReadOnly) as e:
+        err.print(f"note: {e}; checked against an empty workspace instead (new/updated counts are not this workspace's)",
+                  soft_wrap=True)
     con = duckdb.connect()
     init_store(con)
     return con
@@ -102,8 +104,9 @@ def _print(r) -> None:
         return
     verb = "checked" if r.dry_run else "imported"
     how = f"{r.shape}, {r.encoding}, delimiter {r.delimiter!r}" if r.encoding else f"{r.shape}, xlsx sheet {r.sheet!r}"
+    empty = f" ({r.rows_empty:,} empty {'row' if r.rows_empty == 1 else 'rows'} left out)" if r.rows_empty else ""
     out.print(f"{Path(r.file).name}: {verb} with profile {r.profile} ({how}): "
-              f"read {r.rows_read:,}, accepted {r.rows_accepted:,}, rejected {r.rows_rejected:,}")
+              f"read {r.rows_read:,}{empty}, accepted {r.rows_accepted:,}, rejected {r.rows_rejected:,}")
     would = "would be " if r.dry_run else ""
     if r.without_key:  # checked before the pool key arrived: a stored record's content hash holds its pseudonym
         out.print(f"  records: {would}{r.records_inserted:,} new, {r.records_existing:,} already stored (updated or unchanged: "

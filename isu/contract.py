@@ -38,6 +38,7 @@ class FieldSpec:
     min_length: int | None = None
     max_length: int | None = None
     pattern: str | None = None
+    description: str | None = None  # the model's words for the field, where a pattern needs them
 
     @cached_property
     def adapter(self) -> TypeAdapter:
@@ -50,8 +51,15 @@ class FieldSpec:
         try:
             self.adapter.validate_python(value)
         except ValidationError as e:
-            return "; ".join(err["msg"] for err in e.errors())
+            return "; ".join(self._words(err) for err in e.errors())
         return ""
+
+    def _words(self, err: dict) -> str:
+        """Pydantic's message for a person: a pattern in the field's description, a ValueError
+        of the contract's own checks without pydantic's "Value error, "."""
+        if err["type"] == "string_pattern_mismatch" and self.description:
+            return f"should be {self.description}"
+        return err["msg"].removeprefix("Value error, ")
 
 
 def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
@@ -96,7 +104,7 @@ def _spec(model: type[BaseModel], name: str) -> FieldSpec:
                 kw[attr] = getattr(m, attr)
     kind = "code" if code else {date: "date", int: "int", float: "float", str: "str"}[base]
     required = info.is_required() and not optional
-    return FieldSpec(name, model, kind, required, code, **kw)
+    return FieldSpec(name, model, kind, required, code, description=info.description, **kw)
 
 
 @lru_cache(maxsize=None)

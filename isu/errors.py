@@ -13,6 +13,7 @@ __all__ = [
     "ProfileMismatch",
     "WorkspaceBusy",
     "WorkspaceError",
+    "WorkspaceReadOnly",
     "KeyFileError",
     "PackageError",
     "DisclosureError",
@@ -54,6 +55,10 @@ class WorkspaceBusy(WorkspaceError):
     """Another process is writing to the workspace."""
 
     exit_code = 5
+
+
+class WorkspaceReadOnly(WorkspaceError):
+    """The workspace (or its folder) cannot be written: reading it works, importing does not."""
 
 
 class KeyFileError(IsuError):

@@ -22,7 +22,7 @@ import duckdb
 
 from isu import __version__
 from isu.schemas import Profile, code_list, load_profile, profile_names
-from isu.schemas.profiles import ProfileError
+from isu.schemas.profiles import ProfileError, ProfileNotFound
 
 from . import rejects as rejects_mod
 from . import stage as stage_mod
@@ -53,6 +53,7 @@ class ImportResult:
     rows_read: int = 0
     rows_accepted: int = 0
     rows_rejected: int = 0
+    rows_empty: int = 0  # rows with every cell empty, left out (not read): a spreadsheet saves formatted blank rows
     records_inserted: int = 0
     records_updated: int | None = 0
     records_unchanged: int | None = 0  # None with ``without_key``: updated and unchanged records are then told apart by nothing
@@ -88,10 +89,7 @@ def choose_source(src: Source, name: str | None, municipality: str | None) -> tu
     sheet of notes, with the export on the next)."""
     if src.kind != "xlsx":
         return choose_profile(src, name, municipality), src
-    try:
-        wanted = load_profile(name).sheet if name else None
-    except ProfileError as e:
-        raise InputError(str(e)) from None
+    wanted = _profiles(name)[0].sheet if name else None
     if wanted is not None:
         src = src.on_sheet(wanted)
         return choose_profile(src, name, municipality), src
@@ -111,7 +109,18 @@ def choose_source(src: Source, name: str | None, municipality: str | None) -> tu
                 f"{src.path.name}: sheet {src.sheet!r} does not fit, and sheets {', '.join(repr(o.sheet) for _, o in fits)} all do; "
                 "keep the export's sheet first, or name it in a profile (sheet = \"...\")")) from None
         also = f"; no other sheet fits either: {others}" if others else ""
-        raise ProfileMismatch(f"{first} (on sheet {mask_ids(repr(src.sheet) + also)})") from None
+        raise ProfileMismatch(f"{first} (on sheet {mask_ids(repr(src.sheet))}, whose first row must be the header{mask_ids(also)})") from None
+
+
+def _profiles(name: str | None) -> list[Profile]:
+    """The named profile, or every shipped one. A name that names none is a usage error (like an
+    unknown --municipality); a profile file that cannot be used is an input error."""
+    try:
+        return [load_profile(name)] if name else [load_profile(n) for n in profile_names()]
+    except ProfileNotFound as e:
+        raise UsageError(str(e)) from None
+    except ProfileError as e:
+        raise InputError(str(e)) from None
 
 
 def _missing(profile: Profile, header: tuple[str, ...], municipality: str | None) -> list[tuple[str, str]]:
@@ -120,11 +129,7 @@ def _missing(profile: Profile, header: tuple[str, ...], municipality: str | None
 
 def choose_profile(src: Source, name: str | None, municipality: str | None) -> Profile:
     """The named profile, checked against the header; or the shipped profile that fits it."""
-    try:
-        candidates = [load_profile(name)] if name else [load_profile(n) for n in profile_names()]
-    except ProfileError as e:
-        raise InputError(str(e)) from None
-    candidates = [p.spelt_as(src.header) for p in candidates]
+    candidates = [p.spelt_as(src.header) for p in _profiles(name)]
     fitting = [p for p in candidates if not _missing(p, src.header, municipality)]
     if fitting:
         chosen = max(fitting, key=lambda p: sum(c in src.header for c in p.source_columns()))
@@ -217,9 +222,12 @@ def import_file(
     if stand_in:  # the content hash holds the pseudonym: a stored record would differ under any other key
         res.without_key, res.records_existing = True, res.records_updated + res.records_unchanged
         res.records_updated = res.records_unchanged = None
-    if rejected and rejects_path is not None:
+    # a rejects file of an earlier run is emptied (its header kept): left as it was, it would list
+    # the rows a corrected export no longer has
+    if rejects_path is not None and (rejected or Path(rejects_path).is_file()):
         try:
-            res.rejects_file = str(rejects_mod.write_file(rejected, Path(rejects_path)))
+            written = str(rejects_mod.write_file(rejected, Path(rejects_path)))
+            res.rejects_file = written if rejected else None
         except OSError as e:
             done = "checked" if dry_run else "imported (its rejects are in the workspace's rejects table)"
             raise IsuError(f"{Path(path).name} was {done}, but the rejects file {rejects_path} could not be written: "
@@ -246,7 +254,8 @@ def _check_rejects_path(export: Path, rejects: Path) -> None:
         raise UsageError(f"--rejects {rejects} is a folder; name a .csv or .xlsx file")
     folder = next((p for p in [rejects.parent, *rejects.parent.parents] if p.exists()), None)
     if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"--rejects {rejects}: cannot write there ({folder or rejects.parent} is not a writable folder)")
+        raise UsageError(f"cannot write the rejects file {rejects}: {folder or rejects.parent} is not a writable folder "
+                         "(name another with --rejects)")
 
 
 def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: str | None, params: dict) -> tuple[list, bool]:
@@ -272,6 +281,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
             found += writer.chunk(stage, last=last)
             found += rejects_mod.pending(stage.run)
             del stage
+        res.rows_empty = typing.empty
         malformed = malformed_lines(cur, src, reader)
         blank = blank_rows(src, reader)
     except duckdb.OutOfMemoryException:

@@ -62,8 +62,12 @@ def load_key(path: str | Path) -> PoolKey:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         raise KeyFileError(f"no pool key at {path}; create one with 'isu key new --out {path}' or pass --key-file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise KeyFileError(f"cannot read pool key {path}: {e}") from None
+    except IsADirectoryError:
+        raise KeyFileError(f"{path} is a folder; --key-file names the pool key file itself") from None
+    except UnicodeDecodeError:
+        raise KeyFileError(f"{path} is not an isu pool key") from None
+    except OSError as e:
+        raise KeyFileError(f"cannot read pool key {path}: {e.strerror or e}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(f"pool key {path} is readable by others (mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}")
     parts = text.split()

@@ -333,5 +333,11 @@ def read_xlsx(path: Path, sheet: str | None, *, header_only: bool = False, sheet
         raise InputError(f"{path}: cannot read the workbook ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     if header_only:
         _check_header(path, [(c or "").strip() for c in (cells[0].values() if cells else [])])
-        return [c.strip() for c in read_by]
-    return table.rename_columns([c.strip() for c in table.column_names])
+        return list(_xlsx_names(read_by))
+    return table.rename_columns(list(_xlsx_names(table.column_names)))
+
+
+def _xlsx_names(names: list[str]) -> tuple[str, ...]:
+    """fastexcel's column names as a person reads them: an empty header cell, which fastexcel calls
+    ``__UNNAMED__<i>``, is named after its place as in a CSV (``column 3``)."""
+    return _name_empty(["" if n.startswith("__UNNAMED__") else n.strip() for n in names])

@@ -91,6 +91,8 @@ def _line_of(ordinal: int, malformed_lines: list[int]) -> int:
     return row
 
 
+#: Characters of a value shown in a reject (the rest is said to be there).
+MAX_VALUE = 200
 #: A failed check as staged: (ordinal of the parsed row, column, error type, masked value).
 Pending = tuple[int, str, str, str | None]
 
@@ -113,6 +115,8 @@ def collect(found: list[Pending], malformed: list[tuple[int, str]], profile: Pro
            for line, kind in malformed]
     for ordinal, column, type_, value in sorted(found, key=lambda f: f[0]):
         row = _line_of(ordinal, lines) if lines else ordinal + 1
+        if value is not None and len(value) > MAX_VALUE:  # a 100,000-character cell would make a file nobody opens
+            value = value[:MAX_VALUE] + f"… ({len(value):,} characters)"
         detail = _detail(profile, type_, column, value, municipality)
         if type_ == "conflicting_record":
             value = None  # the value column shows cells as written; this one is only known as read
@@ -163,5 +167,16 @@ def write_file(rejects: list[Reject], path: Path) -> Path:
     with open(path, "w", encoding="utf-8-sig", newline="") as f:
         out = csv.writer(f, delimiter=";", lineterminator="\r\n")  # Excel's line ends; a field holding \r is quoted
         out.writerow(header)
-        out.writerows((r.row, r.column, r.value, r.type, r.message) for r in rejects)
+        out.writerows((r.row, _as_text(r.column), _as_text(r.value), r.type, _as_text(r.message)) for r in rejects)
     return path
+
+
+#: What makes a spreadsheet read a CSV cell as a formula (OWASP's list for CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text(cell: str | None) -> str | None:
+    """A cell of the export as text when the rejects file is opened in Excel: a value such as
+    ``=HYPERLINK(...)`` from the export would otherwise run as a formula there. A leading ``'``
+    makes Excel show the rest as it is."""
+    return "'" + cell if cell and cell.startswith(_FORMULA_START) else cell

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from isu.schemas import Profile
 
-from .read import MAX_LINE, Source
+from .read import Source
 from .errors import InputError
 from .validate import ROW, lit, q, text_layer, typed_layer
 
@@ -145,14 +145,18 @@ class Typing:
                  params: dict) -> None:
         if ROW in src.header:
             raise InputError(f"{src.path.name}: a column is named {ROW!r}, a name the importer keeps for itself; rename it")
-        text = text_layer(profile, set(src.header), municipality=municipality)
+        text = text_layer(profile, src.header, municipality=municipality)
         text.create_alias_tables(con)
         self.con, self.params = con, params or None
         self.sql = typed_layer(profile, text).sql(text.sql("_isu_raw"))
+        self.empty = 0  # rows read with every cell empty
 
     def __call__(self, raw: pa.Table) -> pa.Table:
+        """The typed rows of ``raw``; rows with no text in any cell are left out (``empty`` counts them)."""
         _isu_raw = raw  # noqa: F841 - read by name in the SQL (see ``Stage``)
-        return self.con.sql(self.sql, params=self.params).to_arrow_table()
+        typed = self.con.sql(self.sql, params=self.params).to_arrow_table()
+        self.empty += raw.num_rows - typed.num_rows
+        return typed
 
 
 def chunks(reader: pa.RecordBatchReader, rows: int | None) -> Iterator[tuple[pa.Table, bool]]:
@@ -226,7 +230,7 @@ _CUT = 9990
 #: DuckDB's error kinds that need more words than their name (``isu.rejects.collect`` lowercases them).
 _KINDS = {
     "UNQUOTED VALUE": 'a quoted value goes on after its closing quote (")',
-    "LINE SIZE OVER MAXIMUM": f"longer than {MAX_LINE} bytes",
+    "LINE SIZE OVER MAXIMUM": "longer than a megabyte (a quote that never closes, or a cell too large to be a value)",
     "INVALID ENCODING": "bytes that are not utf-8, though the rest of the file is utf-8",
 }
 

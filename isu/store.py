@@ -14,7 +14,7 @@ from typing import Iterator
 
 import duckdb
 
-from .errors import WorkspaceBusy, WorkspaceError
+from .errors import WorkspaceBusy, WorkspaceError, WorkspaceReadOnly
 
 __all__ = ["fetch_one", "DDL", "STORE_VERSION", "default_db_path", "connect", "init_store", "transaction", "TABLE_DOCS"]
 
@@ -138,6 +138,9 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
     if not path.exists() and not create:
         raise WorkspaceError(f"no workspace at {path}; run 'isu init' (or pass --db PATH)")
     _check_is_duckdb(path)
+    if not read_only and path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
+        where = "the file" if not os.access(path, os.W_OK) else f"its folder {path.parent}"
+        raise WorkspaceReadOnly(f"cannot write to workspace {path}: {where} is read-only (isu status and isu sql can still read it)")
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as e:

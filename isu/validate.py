@@ -104,11 +104,20 @@ class TextLayer:
     cols: dict[str, str]  # over inner + joins: the contract's text columns
     joins: list[str] = field(default_factory=list)
     aliases: dict[str, list[tuple[str, str, bool]]] = field(default_factory=dict)  # table → (key, code, known)
+    header: tuple[str, ...] = ()  # every column of the export, read or not
 
     def sql(self, scan: str) -> str:
-        inner = ", ".join(f"{e} AS {q(n)}" for n, e in self.inner.items())
+        """Rows whose every cell is empty are left out: a spreadsheet saves rows it has only formatted
+        as such (``;;;`` in a CSV), and a person sees no row there (``isu.stage.Typing`` counts them).
+        The test stops at a row's first cell with text (AND evaluates on the rows still in question)."""
+        read = {c for c in self.header if any(q(c) in e for e in self.inner.values())}
+        unread = [c for c in self.header if c not in read]  # passed through the inner SELECT, tested only when all else is empty
+        inner = ", ".join([f"{e} AS {q(n)}" for n, e in self.inner.items()] + [f"{q(c)} AS {q('_u_' + c)}" for c in unread])
         outer = ", ".join(f"{e} AS {q(n)}" for n, e in self.cols.items())
-        return f"SELECT {outer} FROM (SELECT {inner} FROM {scan}) AS s " + " ".join(self.joins)
+        empty = [f"s.{q(n)} IS NULL" for n in self.inner if n != "_row"]  # cleaned: trimmed, '' is NULL
+        empty += [f"(s.{q('_u_' + c)} IS NULL OR trim(s.{q('_u_' + c)}) = '')" for c in unread]
+        where = f" WHERE NOT ({' AND '.join(empty)})" if empty else ""
+        return f"SELECT {outer} FROM (SELECT {inner} FROM {scan}) AS s " + " ".join(self.joins) + where
 
     def create_alias_tables(self, con) -> None:
         """One statement a table (``executemany`` took 0.13 s for the ~800 aliases of a profile)."""
@@ -118,9 +127,9 @@ class TextLayer:
                         "unnest($2::VARCHAR[]) AS v, unnest($3::BOOLEAN[]) AS known", [keys, codes, known])
 
 
-def text_layer(profile: Profile, header: set[str], *, municipality: str | None) -> TextLayer:
+def text_layer(profile: Profile, header: tuple[str, ...] | set[str], *, municipality: str | None) -> TextLayer:
     """Source columns → contract names as cleaned text (``_t_<field>``), the id's first layer, the row number."""
-    layer = TextLayer({"_row": ROW}, {"_row": "s._row"})
+    layer = TextLayer({"_row": ROW}, {"_row": "s._row"}, header=tuple(header))
 
     def add(field: str, src: str, spec: FieldSpec | None, out: str | None = None) -> None:
         out = out or field

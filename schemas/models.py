@@ -96,9 +96,11 @@ class FollowUpRecord(ContractModel):
 
     municipality: Code("municipalities")
     record_key: Annotated[
-        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/#-]*$")
+        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/#-]*$"),
+        Field(description="the case system's key: up to 64 letters a-z, digits and . _ : / # -, beginning with a letter or digit"),
     ]
-    client: Annotated[str, StringConstraints(pattern=PSEUDONYM_PATTERN)]
+    client: Annotated[str, StringConstraints(pattern=PSEUDONYM_PATTERN),
+                      Field(description="a pseudonym: 64 hexadecimal digits, as isu key and isu import make them")]
     sex: Optional[Code("sexes")] = None
     birth_year: Optional[Annotated[int, Field(ge=1900, le=2099)]] = None
     need: Need

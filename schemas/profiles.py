@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Profile", "MeasurementGroup", "header_key", "load_profile", "profile_names", "PROFILES_DIR", "ProfileError"]
+__all__ = ["Profile", "MeasurementGroup", "header_key", "load_profile", "profile_names", "PROFILES_DIR", "ProfileError", "ProfileNotFound"]
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
 
@@ -30,6 +30,10 @@ LONG_FIELDS = ("timepoint", "instrument", "measured_on", "value")
 
 class ProfileError(ValueError):
     """A profile file that cannot be used, with the reason."""
+
+
+class ProfileNotFound(ProfileError):
+    """No shipped profile by that name, and no such file."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     if not path.suffix:
         path = PROFILES_DIR / f"{name_or_path}.toml"
     if not path.is_file():
-        raise ProfileError(f"no profile {str(name_or_path)!r}; shipped profiles: {', '.join(profile_names())}")
+        raise ProfileNotFound(f"no profile {str(name_or_path)!r}; shipped profiles: {', '.join(profile_names())}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

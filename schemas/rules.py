@@ -27,9 +27,16 @@ class CodeListRef:
 
     def check(self, value: str) -> str:
         if value not in code_list(self.name):
-            known = ", ".join(code_list(self.name).codes[:12])
-            raise ValueError(f"not a code in the list '{self.name}' (known: {known}…)")
+            codes = code_list(self.name)
+            known = ", ".join(_known(row) for row in codes.rows[:12]) + ("…" if len(codes.rows) > 12 else "")
+            raise ValueError(f"not in the code list {self.name} (known: {known})")
         return value
+
+
+def _known(row: dict[str, str]) -> str:
+    """A code as a person knows it: its Swedish label, then the code (both are accepted)."""
+    label = row.get("label_sv") or ""
+    return f"{label} = {row['code']}" if label and label.lower() != row["code"].lower() else row["code"]
 
 
 @dataclass(frozen=True)

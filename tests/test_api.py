@@ -12,7 +12,7 @@ PINNED = {
         "Profile", "code_list", "code_list_names", "load_profile", "profile_names",
     ],
     "isu.errors": [
-        "IsuError", "UsageError", "InputError", "ProfileMismatch", "WorkspaceBusy", "WorkspaceError", "KeyFileError",
+        "IsuError", "UsageError", "InputError", "ProfileMismatch", "WorkspaceBusy", "WorkspaceError", "WorkspaceReadOnly", "KeyFileError",
         "PackageError", "DisclosureError", "MissingExtra", "EXIT_CODES",
     ],
     "isu.keys": ["PoolKey", "new_key", "load_key", "default_key_path", "KEY_HEADER"],

@@ -114,6 +114,8 @@ def test_missing_key_exit_6(isu, ws, files):
     good, _ = files
     proc = isu("--key-file", str(ws.dir / "nokey"), "import", str(good), env=ws.env(), cwd=ws.dir)
     assert proc.returncode == 6 and "isu key new" in one_line_error(proc)
+    proc = isu("--key-file", str(ws.dir), "import", str(good), env=ws.env(), cwd=ws.dir)
+    assert proc.returncode == 6 and "is a folder; --key-file names the pool key file itself" in one_line_error(proc)
 
 
 def test_validate_needs_no_key(isu, ws, files):
@@ -141,6 +143,22 @@ def test_validate_without_the_key_does_not_guess_updated_or_unchanged(isu, ws, f
     assert "1 new, 2 already stored (updated or unchanged" in " ".join(text.split()), text
     res = json.loads(isu("validate", str(again), "--json", env=ws.env(), cwd=ws.dir).stdout)
     assert (res["without_key"], res["records_inserted"], res["records_updated"], res["records_unchanged"]) == (False, 1, 1, 1)
+
+
+def test_a_workspace_that_cannot_be_written_is_checked_but_not_imported_into(isu, ws, files, monkeypatch, tmp_path_factory):
+    """A read-only folder (a mounted share, say): import is one clear line; validate writes nothing,
+    so it checks against an empty workspace and says so."""
+    import os
+
+    good, _ = files
+    real = os.access
+    monkeypatch.setattr("isu.store.os.access", lambda p, mode: False if str(p) == str(ws.dir) else real(p, mode))
+    proc = isu("import", str(good), env=ws.env(), cwd=ws.dir)
+    assert proc.returncode == 4 and f"its folder {ws.dir} is read-only" in one_line_error(proc)
+    elsewhere = tmp_path_factory.mktemp("rejects")
+    proc = isu("validate", str(good), "--json", "--rejects", str(elsewhere), env=ws.env(), cwd=ws.dir)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["rows_accepted"] == 2
+    assert "checked against an empty workspace" in proc.stderr
 
 
 def test_open_key_file_refused(isu, ws, files):
@@ -222,7 +240,7 @@ def test_rejects_path_problems_are_usage_errors_before_anything_is_written(isu, 
     blocker = ws.dir / "afile.txt"
     blocker.write_text("x")
     p = isu("import", str(mixed), "--rejects", str(blocker / "sub" / "r.csv"), env=ws.env(), cwd=ws.dir)
-    assert p.returncode == 2 and "cannot write there" in one_line_error(p)
+    assert p.returncode == 2 and "cannot write the rejects file" in one_line_error(p) and "--rejects" in one_line_error(p)
     p = isu("import", str(good), str(mixed), "--rejects", str(ws.dir / "r.xlsx"), env=ws.env(), cwd=ws.dir)
     assert p.returncode == 2 and "names one file" in one_line_error(p)
     assert json.loads(isu("status", "--json", env=ws.env()).stdout)["records"] == 0

@@ -108,6 +108,18 @@ def test_columns_differing_only_in_case_or_spacing_are_one_clear_error(ws, twin)
     assert state(ws)["imports"][0] == 0
 
 
+def test_a_clean_re_export_empties_the_rejects_file_of_the_last_run(ws):
+    """Left as it was, the file would still list rows the corrected export no longer has."""
+    p = write_csv(ws.dir / "export.csv", [wide_row(1), wide_row(2, need_area="BAD")])
+    first = ws.import_(p)
+    assert first.rows_rejected == 1 and "BAD" in (ws.dir / "export.rejects.csv").read_text(encoding="utf-8-sig")
+    second = ws.import_(write_csv(p, [wide_row(1), wide_row(2)]))
+    assert (second.rows_rejected, second.rejects_file) == (0, None)
+    assert (ws.dir / "export.rejects.csv").read_text(encoding="utf-8-sig").splitlines() == ["row;column;value;error_type;message"]
+    clean = ws.import_(write_csv(ws.dir / "clean.csv", [wide_row(3)]))
+    assert clean.rejects_file is None and not (ws.dir / "clean.rejects.csv").exists()  # none made for a clean import
+
+
 def test_missing_required_column_names_it_and_the_nearest_header(ws):
     header = [("Startdatun" if h == "Startdatum" else h) for h in wide_header()]
     p = write_csv(ws.dir / "m.csv", [{**wide_row(1), "Startdatun": "2024-03-01"}], header)
@@ -158,9 +170,14 @@ def test_extra_unrelated_columns_are_ignored(ws):
     assert not {"Handläggare", "Kommentar"} & cols
 
 
-def test_unknown_profile_name(ws):
-    with pytest.raises(InputError, match="no profile 'nope'"):
+def test_unknown_profile_name(ws, tmp_path):
+    """A name that names no profile is a usage error (exit 2); a profile file that is broken is an input error."""
+    with pytest.raises(UsageError, match="no profile 'nope'"):
         ws.import_(write_csv(ws.dir / "a.csv", [wide_row(1)]), profile="nope")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("shape = 'round'\n", encoding="utf-8")
+    with pytest.raises(InputError, match="shape must be"):
+        ws.import_(write_csv(ws.dir / "a.csv", [wide_row(1)]), profile=str(broken))
 
 
 def test_municipality_option_for_files_without_the_column(ws):

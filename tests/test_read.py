@@ -206,7 +206,7 @@ def test_xlsx_first_sheet_wins_when_it_fits(ws):
 
 def test_xlsx_without_a_fitting_sheet_says_which_sheets_it_tried(ws):
     p = write_xlsx(ws.dir / "w.xlsx", [{"a": "1"}], header=["a", "b"], sheet="Blad1", after={"Blad2": [["c"]]})
-    with pytest.raises(ProfileMismatch, match=r"\(on sheet 'Blad1'; no other sheet fits either: 'Blad2'\)"):
+    with pytest.raises(ProfileMismatch, match=r"\(on sheet 'Blad1', whose first row must be the header; no other sheet fits either: 'Blad2'\)"):
         ws.import_(p)
 
 
@@ -256,6 +256,31 @@ def test_xlsx_sheet_names_letter_case_aside_and_masked(ws, tmp_path):
         named.write_text(bad + "\n" + text, encoding="utf-8")
         with pytest.raises(InputError, match="sheet must be the name of a workbook sheet"):
             ws.import_(p, profile=str(named))
+
+
+def test_rows_with_every_cell_empty_are_left_out_and_counted(ws):
+    """Excel saves rows it has only formatted: ';;;' in a CSV, blank cells in a workbook. A person
+    sees no row there; the rows after them keep the numbers a spreadsheet shows."""
+    p = write_csv(ws.dir / "e.csv", [wide_row(1), wide_row(2, need_area="BAD"), wide_row(3)])
+    lines = p.read_bytes().split(b"\n")
+    sep = b";" * (len(wide_header()) - 1)
+    p.write_bytes(b"\n".join(lines[:2] + [sep, b"  ; " + sep[1:]] + lines[2:] + [sep]))
+    r = ws.import_(p)
+    assert (r.rows_read, r.rows_empty, r.rows_accepted, r.rows_rejected) == (3, 3, 2, 1)
+    assert [x.split(";")[0] for x in (ws.dir / "e.rejects.csv").read_text(encoding="utf-8-sig").splitlines()[1:]] == ["5"]
+    blank = {h: " " for h in wide_header()}  # cells that hold a space: formatted, not filled
+    r = ws.import_(write_xlsx(ws.dir / "e.xlsx", [wide_row(4), blank, wide_row(5, need_area="BAD"), blank]))
+    assert (r.rows_read, r.rows_empty, r.rows_rejected) == (2, 2, 1)
+    assert "4;Livsområde" in (ws.dir / "e.rejects.csv").read_text(encoding="utf-8-sig")
+
+
+def test_xlsx_empty_header_cells_are_named_by_place(ws):
+    """A title row above the header: fastexcel's '__UNNAMED__1' would mean nothing to a person."""
+    p = write_xlsx(ws.dir / "t.xlsx", [{"Uppföljning 2024": "Kommun X"}], header=["Uppföljning 2024", "", "Kommun"])
+    assert inspect_file(p).header == ("Uppföljning 2024", "column 2", "Kommun")
+    with pytest.raises(ProfileMismatch, match="whose first row must be the header") as e:
+        ws.import_(p)
+    assert "__UNNAMED__" not in str(e.value)
 
 
 # --- property: whatever the bytes, the reader ends in a clean result or one IsuError ------------

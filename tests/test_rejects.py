@@ -29,6 +29,23 @@ def test_csv_round_trips_every_value(tmp_path):
         (r.row, r.column, r.value or "", r.type, r.message) for r in AWKWARD]
 
 
+FORMULAS = [Reject(2, "=Kolumn", '=HYPERLINK("http://x","klicka")', "not_in_code_list", "m"),
+            Reject(3, "Avslutsorsak", "+cmd|calc", "t", "@SUM(A1)"), Reject(4, "c", "-1", "t", "m"), Reject(5, "c", "\tx", "t", "m")]
+
+
+def test_cells_a_spreadsheet_would_run_as_formulas_stay_text(tmp_path):
+    """A value from the export such as =HYPERLINK(...) would run in Excel: in the CSV it starts with
+    ' (Excel then shows the rest as text); the XLSX holds text cells."""
+    path = write_file(FORMULAS, tmp_path / "f.csv")
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    assert [(r["column"], r["value"], r["message"]) for r in rows] == [
+        ("'=Kolumn", "'=HYPERLINK(\"http://x\",\"klicka\")", "m"), ("Avslutsorsak", "'+cmd|calc", "'@SUM(A1)"),
+        ("c", "'-1", "m"), ("c", "'\tx", "m")]
+    frame = fastexcel.read_excel(write_file(FORMULAS, tmp_path / "f.xlsx")).load_sheet("rejects").to_polars()
+    assert frame["value"].to_list() == [r.value for r in FORMULAS] and frame["column"].to_list() == [r.column for r in FORMULAS]
+
+
 def test_xlsx_by_suffix(tmp_path):
     path = write_file(AWKWARD, tmp_path / "x.rejects.xlsx")
     frame = fastexcel.read_excel(path).load_sheet("rejects").to_polars()

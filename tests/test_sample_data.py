@@ -190,7 +190,7 @@ def _error_type(err: dict) -> str:
     msg = err["msg"]
     if err["type"] == "missing":
         return "missing_value"
-    if "not a code in the list" in msg:
+    if "not in the code list" in msg:
         return "not_in_code_list"
     if "ended_on is before started_on" in msg:
         return "date_order"

@@ -287,3 +287,18 @@ def test_a_number_too_large_to_be_finite_is_one_error(ws):
     result = ws.import_(write_csv(ws.dir / "big.csv", [wide_row(1, T0_value="1" + "0" * 400), wide_row(2, T0_value="9")]))
     got = sorted((r["row"], r["error_type"]) for r in read_rejects(result.rejects_file))
     assert got == [("2", "bad_number"), ("3", "out_of_range")]
+
+
+def test_messages_use_words_a_person_knows(ws):
+    """A code list's Swedish labels, a pattern's description from the model, no pydantic prefix."""
+    rows = [wide_row(1, need_area="Månen"), wide_row(2, record_key="K;2")]
+    result = ws.import_(write_csv(ws.dir / "w.csv", rows))
+    msgs = {r["error_type"]: r["message"] for r in read_rejects(result.rejects_file)}
+    assert "Boende = housing" in msgs["not_in_code_list"] and "Value error" not in msgs["not_in_code_list"]
+    assert "letters a-z, digits" in msgs["bad_format"] and "pattern" not in msgs["bad_format"]
+
+
+def test_a_huge_value_is_cut_in_the_rejects(ws):
+    result = ws.import_(write_csv(ws.dir / "h.csv", [wide_row(1, need_area="x" * 100_000)]))
+    [r] = read_rejects(result.rejects_file)
+    assert r["value"] == "x" * 200 + "… (100,000 characters)" and len(r["message"]) < 1000
