@@ -59,7 +59,9 @@ def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, 
     failed: IsuError | None = None
     any_rejected = False
     try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True, disable=json_) as bar:
+        # on stderr and on a terminal only: stdout holds the summary alone (a bar stopped off a terminal wrote a newline)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True,
+                      disable=json_ or not err.is_terminal) as bar:
             for f in files:
                 task = bar.add_task(f"{'checking' if dry_run else 'importing'} {f.name}", total=None)
                 try:

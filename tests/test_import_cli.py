@@ -104,6 +104,12 @@ def test_profile_mismatch_exit_3_one_line(isu, ws):
     assert "'Startdatum'" in err and "'Startdatun'" in err
 
 
+def test_an_error_leaves_stdout_empty(ws):
+    """Off a terminal the progress bar stays off: it used to leave a blank line on stdout."""
+    proc = run_isu("import", str(ws.dir / "nope.csv"), env=ws.env(), cwd=ws.dir)
+    assert (proc.returncode, proc.stdout) == (3, "") and proc.stderr.startswith("error:"), proc.stderr
+
+
 def test_unreadable_file_exit_3(isu, ws):
     (ws.dir / "x.csv").write_bytes(b"\x00\x01\x02")
     proc = isu("import", str(ws.dir / "x.csv"), env=ws.env(), cwd=ws.dir)
