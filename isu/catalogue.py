@@ -26,7 +26,7 @@ CATALOGUE: dict[str, ErrorType] = {
         ErrorType("malformed_row", "Malformed row", "row {row}: not a row of the header's columns: {detail}"),
         ErrorType("missing_value", "Missing value", "row {row}, column {column}: a value is required"),
         ErrorType("not_in_code_list", "Unknown code", "row {row}, column {column}: {value!r} is not a known code ({detail})"),
-        ErrorType("bad_date", "Not a date", "row {row}, column {column}: {value!r} is not a date (use 2024-03-01 or 20240301)"),
+        ErrorType("bad_date", "Not a date", "row {row}, column {column}: {value!r} is not a date (use 2024-03-01 or 20240301){detail}"),
         ErrorType("bad_number", "Not a number", "row {row}, column {column}: {value!r} is not a number"),
         ErrorType("bad_integer", "Not a whole number", "row {row}, column {column}: {value!r} is not a whole number"),
         ErrorType("out_of_range", "Out of range", "row {row}, column {column}: {value!r} is out of range ({detail})"),

@@ -182,6 +182,8 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
         raise InputError(f"{path}: the file is empty")
     if first.startswith(b"PK\x03\x04"):
         if path.suffix.lower() not in (".xlsx", ".xlsm"):
+            if _is_workbook(path):
+                raise InputError(f"{path}: an Excel workbook with a {path.suffix or 'missing'} suffix; rename it to .xlsx")
             raise InputError(f"{path}: a zip archive, not a CSV or XLSX export")
         sheets = read_xlsx(path, None, sheet_names=True)
         return Source(path, sha, "xlsx", header=tuple(read_xlsx(path, sheets[0], header_only=True)), sheet=sheets[0],
@@ -201,6 +203,16 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
     _check_header(path, header)
     return Source(path, sha, "csv", enc, bom, c1, delim, _name_empty(header), mixed_line_ends=mixed, cr_line_ends=cr_ends,
                   blank_lines=blank)
+
+
+def _is_workbook(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "xl/workbook.xml" in z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _check_header(path: Path, header: list[str]) -> None:

@@ -8,6 +8,7 @@ the id column always, and any digit run shaped like a personnummer in any column
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -54,6 +55,8 @@ def _field_of(profile: Profile, column: str) -> str | None:
 def _detail(profile: Profile, type_: str, column: str, value: str | None, municipality: str | None = None) -> str:
     if type_ == "municipality_mismatch":
         return municipality or ""
+    if type_ == "bad_date":  # Excel shows a date cell formatted as General as its serial number (45352 is 2024-03-01)
+        return "; it looks like an Excel date number: format the column as a date in Excel" if _SERIAL.fullmatch(value or "") else ""
     if type_ == "conflicting_record":  # the value as read (a code, a date), not the cell's text: said so
         return f" (this row reads as {value!r})" if value is not None else ""
     if type_ == "out_of_range" and column == profile.columns.get("person_id"):
@@ -91,6 +94,8 @@ def _line_of(ordinal: int, malformed_lines: list[int]) -> int:
     return row
 
 
+#: An Excel date serial number of the years 1927-2064 (10,000-59,999), as a General cell shows it.
+_SERIAL = re.compile(r"[1-5]\d{4}(?:[.,]\d+)?")
 #: Characters of a value shown in a reject (the rest is said to be there).
 MAX_VALUE = 200
 #: A failed check as staged: (ordinal of the parsed row, column, error type, masked value).

@@ -191,6 +191,13 @@ def test_xlsx_with_profile_header_is_matched_like_csv(ws):
 NOTES = {"Info": [["Uppföljning ISU"], ["Exporterad 2024-12-01"]]}
 
 
+def test_a_workbook_saved_as_csv_is_told_to_be_renamed(ws):
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)])
+    csv_named = p.rename(ws.dir / "w.csv")
+    with pytest.raises(InputError, match=r"an Excel workbook with a \.csv suffix; rename it to \.xlsx"):
+        ws.import_(csv_named)
+
+
 def test_xlsx_export_on_a_later_sheet_is_found(ws):
     """A workbook that opens on a sheet of notes: the only sheet whose header fits is read, and said."""
     p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1), wide_row(2, started_on="x")], sheet="Data", before=NOTES, after={"Mer": [["a", "b"]]})

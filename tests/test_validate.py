@@ -302,3 +302,9 @@ def test_a_huge_value_is_cut_in_the_rejects(ws):
     result = ws.import_(write_csv(ws.dir / "h.csv", [wide_row(1, need_area="x" * 100_000)]))
     [r] = read_rejects(result.rejects_file)
     assert r["value"] == "x" * 200 + "… (100,000 characters)" and len(r["message"]) < 1000
+
+
+def test_an_excel_date_number_gets_a_hint(ws):
+    result = ws.import_(write_csv(ws.dir / "x.csv", [wide_row(1, started_on="45352"), wide_row(2, started_on="2024-02-30")]))
+    msgs = [r["message"] for r in read_rejects(result.rejects_file)]
+    assert "Excel date number" in msgs[0] and "Excel" not in msgs[1]
