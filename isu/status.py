@@ -19,7 +19,10 @@ def workspace_status(con: duckdb.DuckDBPyConnection) -> dict:
         "clients": one("SELECT count(DISTINCT client) FROM records"),
         "measurements": one("SELECT count(*) FROM measurements"),
         "municipalities": [r[0] for r in con.execute("SELECT DISTINCT municipality FROM records ORDER BY 1").fetchall()],
-        "rows_rejected": one("SELECT coalesce(sum(rows_rejected), 0) FROM imports"),
+        # a file imported again (--again) counts once: its latest import's rejects
+        "rows_rejected": one("""SELECT coalesce(sum(rows_rejected), 0) FROM (SELECT rows_rejected, row_number() OVER
+                                (PARTITION BY kind, coalesce(file_sha256, CAST(import_id AS VARCHAR)) ORDER BY import_id DESC) AS n
+                                FROM imports) WHERE n = 1"""),
         "rejects_stored": one("SELECT count(*) FROM rejects"),
         "publications": one("SELECT count(*) FROM publications"),
         "key_fingerprint": fp[0] if fp else None,

@@ -237,6 +237,10 @@ def test_again_imports_a_file_once_more(isu, ws, files):
     assert p.returncode == 0 and not res["already_imported"] and (res["rows_read"], res["records_unchanged"]) == (2, 2)
     s = json.loads(isu("status", "--json", env=ws.env()).stdout)
     assert (s["records"], len(s["imports"])) == (2, 2)
+    _, mixed = files  # one row rejected, imported twice: counted once
+    assert isu("import", str(mixed), env=ws.env(), cwd=ws.dir).returncode == 10
+    assert isu("import", str(mixed), "--again", env=ws.env(), cwd=ws.dir).returncode == 10
+    assert json.loads(isu("status", "--json", env=ws.env()).stdout)["rows_rejected"] == 1
 
 
 def test_rejects_path_problems_are_usage_errors_before_anything_is_written(isu, ws, files):
