@@ -21,7 +21,7 @@ def workspace_status(con: duckdb.DuckDBPyConnection) -> dict:
         "municipalities": [r[0] for r in con.execute("SELECT DISTINCT municipality FROM records ORDER BY 1").fetchall()],
         # a file imported again (--again) counts once: its latest import's rejects
         "rows_rejected": one("""SELECT coalesce(sum(rows_rejected), 0) FROM (SELECT rows_rejected, row_number() OVER
-                                (PARTITION BY kind, coalesce(file_sha256, CAST(import_id AS VARCHAR)) ORDER BY import_id DESC) AS n
+                                (PARTITION BY kind, file_sha256 ORDER BY import_id DESC) AS n
                                 FROM imports) WHERE n = 1"""),
         "rejects_stored": one("SELECT count(*) FROM rejects"),
         "publications": one("SELECT count(*) FROM publications"),
