@@ -107,6 +107,8 @@ def _print(r) -> None:
     verb = "checked" if r.dry_run else "imported"
     how = f"{r.shape}, {r.encoding}, delimiter {r.delimiter!r}" if r.encoding else f"{r.shape}, xlsx sheet {r.sheet!r}"
     empty = f" ({r.rows_empty:,} empty {'row' if r.rows_empty == 1 else 'rows'} left out)" if r.rows_empty else ""
+    if not r.rows_read:
+        empty += " (the file has a header but no rows: is it the right export?)"
     out.print(f"{Path(r.file).name}: {verb} with profile {r.profile} ({how}): "
               f"read {r.rows_read:,}{empty}, accepted {r.rows_accepted:,}, rejected {r.rows_rejected:,}")
     would = "would be " if r.dry_run else ""

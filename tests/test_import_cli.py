@@ -110,6 +110,12 @@ def test_an_error_leaves_stdout_empty(ws):
     assert (proc.returncode, proc.stdout) == (3, "") and proc.stderr.startswith("error:"), proc.stderr
 
 
+def test_a_file_without_rows_says_so(isu, ws):
+    p = write_csv(ws.dir / "h.csv", [])
+    proc = isu("validate", str(p), env=ws.env(), cwd=ws.dir)
+    assert proc.returncode == 0 and "no rows: is it the right export?" in " ".join(proc.stdout.split())
+
+
 def test_unreadable_file_exit_3(isu, ws):
     (ws.dir / "x.csv").write_bytes(b"\x00\x01\x02")
     proc = isu("import", str(ws.dir / "x.csv"), env=ws.env(), cwd=ws.dir)
