@@ -328,7 +328,7 @@ def read_xlsx(path: Path, sheet: str | None, *, header_only: bool = False, sheet
         reader = fastexcel.read_excel(str(path))
         names = list(reader.sheet_names)
     except Exception as e:  # fastexcel raises its own types for broken workbooks
-        raise InputError(f"{path}: cannot read the workbook ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise _unreadable(path, e) from None
     if not names:
         raise InputError(f"{path}: the workbook has no sheets")
     if sheet_names:
@@ -341,12 +341,16 @@ def read_xlsx(path: Path, sheet: str | None, *, header_only: bool = False, sheet
                 read_by = reader.load_sheet(sheet, n_rows=0).to_arrow().column_names
         else:
             table = reader.load_sheet(sheet, dtypes="string").to_arrow()
-    except Exception as e:  # fastexcel raises its own types for broken workbooks
-        raise InputError(f"{path}: cannot read the workbook ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    except Exception as e:
+        raise _unreadable(path, e) from None
     if header_only:
         _check_header(path, [(c or "").strip() for c in (cells[0].values() if cells else [])])
         return list(_xlsx_names(read_by))
     return table.rename_columns(list(_xlsx_names(table.column_names)))
+
+
+def _unreadable(path: Path, e: Exception) -> InputError:
+    return InputError(f"{path}: cannot read the workbook ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
 
 
 def _xlsx_names(names: list[str]) -> tuple[str, ...]:

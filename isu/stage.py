@@ -295,11 +295,13 @@ def _flags(profile: Profile, cross: bool, shown: dict[str, str]) -> list[tuple[s
         return [(dup, key_col, "duplicate_key", "record_key"), *_same_slot(profile)]
     # a record's rows that disagree: each row of it, once per field they disagree on (the rows of
     # such records are few, so the per-field counts run over them alone: ``_isu_conflicts``)
+    compared = {f: column for f, column in shown.items() if f not in ("municipality", "record_key")}
+    differs = {f: f"count(DISTINCT {{'v': {q(f)}}}) > 1" for f in compared}
     conflicting = [(f"""SELECT _row FROM _isu_conflicts SEMI JOIN (SELECT municipality, record_key FROM _isu_conflicts GROUP BY ALL
-                        HAVING count(DISTINCT {{'v': {q(f)}}}) > 1) USING (municipality, record_key)""",
+                        HAVING {differs[f]}) USING (municipality, record_key)""",
                     column, "conflicting_record", "NULL" if f == "client" and column != profile.columns.get("client") else q(f))
-                   for f, column in shown.items() if f not in ("municipality", "record_key")]
-    differ = " OR ".join(f"count(DISTINCT {{'v': {q(f)}}}) > 1" for f in shown if f not in ("municipality", "record_key")) or "false"
+                   for f, column in compared.items()]
+    differ = " OR ".join(differs.values()) or "false"
     conflicting.append((f"""SELECT _row FROM _isu_conflicts SEMI JOIN (SELECT municipality, record_key FROM _isu_conflicts GROUP BY ALL
                             HAVING NOT ({differ})) USING (municipality, record_key)""", key_col, "conflicting_record", "NULL"))  # in a field not shown
     repeated = f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c

@@ -105,13 +105,18 @@ class TextLayer:
     joins: list[str] = field(default_factory=list)
     aliases: dict[str, list[tuple[str, str, bool]]] = field(default_factory=dict)  # table → (key, code, known)
     header: tuple[str, ...] = ()  # every column of the export, read or not
+    read: set[str] = field(default_factory=set)  # the header's columns ``clean`` reads
+
+    def clean(self, name: str, src: str) -> None:
+        """Source column ``src``, trimmed ('' is NULL), as the inner column ``name``."""
+        self.inner[name] = _clean(src)
+        self.read.add(src)
 
     def sql(self, scan: str) -> str:
         """Rows whose every cell is empty are left out: a spreadsheet saves rows it has only formatted
         as such (``;;;`` in a CSV), and a person sees no row there (``isu.stage.Typing`` counts them).
         The test stops at a row's first cell with text (AND evaluates on the rows still in question)."""
-        read = {c for c in self.header if any(q(c) in e for e in self.inner.values())}
-        unread = [c for c in self.header if c not in read]  # passed through the inner SELECT, tested only when all else is empty
+        unread = [c for c in self.header if c not in self.read]  # passed through the inner SELECT, tested only when all else is empty
         inner = ", ".join([f"{e} AS {q(n)}" for n, e in self.inner.items()] + [f"{q(c)} AS {q('_u_' + c)}" for c in unread])
         outer = ", ".join(f"{e} AS {q(n)}" for n, e in self.cols.items())
         empty = [f"s.{q(n)} IS NULL" for n in self.inner if n != "_row"]  # cleaned: trimmed, '' is NULL
@@ -134,7 +139,7 @@ def text_layer(profile: Profile, header: tuple[str, ...] | set[str], *, municipa
     def add(field: str, src: str, spec: FieldSpec | None, out: str | None = None) -> None:
         out = out or field
         c = f"_c_{out}"
-        layer.inner[c] = _clean(src)
+        layer.clean(c, src)
         aliases = _aliases(field, spec, profile)
         if not aliases:
             layer.cols[f"_t_{out}"] = f"s.{q(c)}"
@@ -159,7 +164,7 @@ def text_layer(profile: Profile, header: tuple[str, ...] | set[str], *, municipa
             layer.cols["_k_municipality"] = "true" if municipality in code_list("municipalities") else "false"
     pid_src = profile.columns.get("person_id")
     if pid_src in header:
-        layer.inner["_c_person_id"] = _clean(pid_src)
+        layer.clean("_c_person_id", pid_src)
         layer.cols["_t_person_id"] = "s._c_person_id"
     if profile.shape == "long":
         for f, src in profile.long.items():
@@ -176,7 +181,7 @@ def text_layer(profile: Profile, header: tuple[str, ...] | set[str], *, municipa
             for key, name in (("value", "value"), ("date", "measured_on")):
                 out = f"m{g}_{tp}_{name}"
                 if spec.get(key) in header:
-                    layer.inner[f"_c_{out}"] = _clean(spec[key])
+                    layer.clean(f"_c_{out}", spec[key])
                     layer.cols[f"_t_{out}"] = f"s.{q('_c_' + out)}"
                 else:
                     layer.cols[f"_t_{out}"] = "NULL"
