@@ -273,7 +273,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
         typing = Typing(con, prof, src, municipality=municipality, params=params)
         reader = open_scan(cur, scan, src if src.kind == "csv" else None)
         shown = shown_fields(prof, src.header)
-        for i, (raw, last) in enumerate(chunks(reader, stage_mod.CHUNK_ROWS if prof.shape == "wide" else None)):
+        for i, (raw, last) in enumerate(chunks(reader, stage_mod.CHUNK_ROWS if prof.shape == "wide" else None, stage_mod.WHOLE_ROWS)):
             chunk = typing(raw)
             del raw  # the chunk's raw text (person ids): gone before the chunk is written
             stage = Stage(con, prof, chunk, cross=i > 0, shown=shown)

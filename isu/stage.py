@@ -3,7 +3,8 @@
 ``open_scan`` reads the file's text on a second connection and streams it out as Arrow (``Scan``
 sets aside the rows that stray quotes made of several lines, which ``malformed_lines`` reports);
 ``chunks`` numbers the rows and cuts the stream into chunks of ``CHUNK_ROWS`` rows, so the memory
-an import needs is bounded by the chunk, not the file. ``Typing`` runs the text and typed layers
+an import needs is bounded by the chunk, not the file (a file of at most ``WHOLE_ROWS`` rows is one
+chunk: no keys to keep for later chunks). ``Typing`` runs the text and typed layers
 (``isu.validate``) over a chunk on all cores, and out come typed rows
 with the pseudonym (the raw id and per-check columns stay inside that query). ``Stage`` adds the
 checks that need more than one row: duplicate keys within the chunk and, for wide exports,
@@ -32,12 +33,16 @@ from .read import Source
 from .errors import InputError
 from .validate import ROW, lit, q, text_layer, typed_layer
 
-__all__ = ["CHUNK_ROWS", "RECORD_FIELDS", "Malformed", "Stage", "Typing", "blank_rows", "chunks", "malformed_lines",
+__all__ = ["CHUNK_ROWS", "RECORD_FIELDS", "WHOLE_ROWS", "Malformed", "Stage", "Typing", "blank_rows", "chunks", "malformed_lines",
            "measurement_count_sql", "measurements_sql", "open_scan", "shown_fields"]
 
 Malformed = tuple[int, str]  # (row, what is wrong with it: DuckDB's error kind, and the lines it spans)
 #: Rows per chunk of a wide export (a 10-million-row import peaked at 1.1 GB with these).
 CHUNK_ROWS = 500_000
+#: Rows of the largest export staged as one chunk. Chunks cost bookkeeping (the keys of every
+#: earlier chunk, checked against each later one: 0.2 s of a 1-million-row import); one chunk of
+#: 1.2 million rows peaked at 1.04 GB, below what a 10-million-row import in chunks needs.
+WHOLE_ROWS = 1_200_000
 _BATCH = 100_000
 RECORD_FIELDS = (
     "municipality", "record_key", "client", "sex", "birth_year", "need_area", "intervention_code", "category",
@@ -159,16 +164,22 @@ class Typing:
         return typed
 
 
-def chunks(reader: pa.RecordBatchReader, rows: int | None) -> Iterator[tuple[pa.Table, bool]]:
+def chunks(reader: pa.RecordBatchReader, rows: int | None, whole: int | None = None) -> Iterator[tuple[pa.Table, bool]]:
     """(chunk, is it the last) of at least ``rows`` rows each (None: one chunk), each row numbered
     (``ROW``, from 1, in the reader's order); a batch is read ahead so that the last chunk is known
-    as such (no later chunk can then repeat its keys)."""
+    as such (no later chunk can then repeat its keys). A stream of at most ``whole`` rows is one
+    chunk: up to that many rows are read before the first chunk is cut."""
     schema = pa.schema([pa.field(ROW, pa.int64()), *reader.schema])
-    batches, n, done = [], 0, 0
+    batches: list[pa.RecordBatch] = []
+    n = done = 0
+    limit = max(rows, whole or 0) if rows is not None else None  # rows held before a chunk is cut
     for batch in reader:
-        if rows is not None and n >= rows:
-            yield pa.Table.from_batches(batches, schema=schema), False
-            batches, n = [], 0
+        while limit is not None and n >= limit:  # the batch in hand proves that these chunks are not the last
+            cut = next(i for i, k in enumerate(itertools.accumulate(b.num_rows for b in batches)) if k >= rows) + 1
+            chunk, batches = batches[:cut], batches[cut:]
+            n -= sum(b.num_rows for b in chunk)
+            limit = rows
+            yield pa.Table.from_batches(chunk, schema=schema), False
         number = pa.array(np.arange(done + 1, done + batch.num_rows + 1, dtype=np.int64))
         batches.append(pa.RecordBatch.from_arrays([number, *batch.columns], schema=schema))
         n += batch.num_rows

@@ -9,6 +9,7 @@ after every import here.
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 import isu.stage
@@ -29,6 +30,34 @@ def assert_unique(con: duckdb.DuckDBPyConnection) -> None:
                         ("measurements", "municipality, record_key, timepoint, instrument")):
         n, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({keys})) FROM {table}").fetchall()[0]
         assert n == distinct, f"{table}: {n - distinct} duplicate keys"
+
+
+def small_chunks(monkeypatch, rows: int) -> None:
+    """Chunks (and scan batches) of ``rows`` rows, however small the export."""
+    monkeypatch.setattr(isu.stage, "CHUNK_ROWS", rows)
+    monkeypatch.setattr(isu.stage, "WHOLE_ROWS", rows)
+    monkeypatch.setattr(isu.stage, "_BATCH", rows)
+
+
+def _cut(sizes: list[int], rows: int | None, whole: int | None = None) -> list[tuple[list[int], bool]]:
+    """The row numbers and last flag of each chunk that ``chunks`` cuts from batches of ``sizes`` rows."""
+    schema = pa.schema([pa.field("x", pa.string())])
+    batches = [pa.record_batch([pa.array(["v"] * k)], schema=schema) for k in sizes]
+    reader = pa.RecordBatchReader.from_batches(schema, batches)
+    return [(t.column(isu.stage.ROW).to_pylist(), last) for t, last in isu.stage.chunks(reader, rows, whole)]
+
+
+def test_a_stream_up_to_whole_rows_is_one_chunk():
+    assert _cut([2, 2, 2], rows=2, whole=6) == [([1, 2, 3, 4, 5, 6], True)]
+    assert _cut([2, 2, 2], rows=None, whole=2) == [([1, 2, 3, 4, 5, 6], True)]
+
+
+def test_a_longer_stream_is_cut_into_chunks_of_rows_numbered_on():
+    # 7 rows held (whole 6) when the fourth batch comes: they are cut into chunks of at least 2 rows
+    got = _cut([2, 2, 3, 1, 2, 2], rows=2, whole=6)
+    assert got == [([1, 2], False), ([3, 4], False), ([5, 6, 7], False), ([8, 9, 10], False), ([11, 12], True)]
+    assert _cut([2, 2, 2], rows=3) == [([1, 2, 3, 4], False), ([5, 6], True)]  # no whole: chunks as before
+    assert _cut([], rows=2, whole=4) == [([], True)]
 
 
 def _rows() -> tuple[list[dict], list[dict]]:
@@ -59,8 +88,7 @@ def _import(tmp_path, name: str, chunk_rows: int, monkeypatch) -> tuple[dict, di
     ws.key = KEY  # the same pseudonyms in both workspaces
     stored, export = _rows()
     ws.import_(write_csv(ws.dir / "stored.csv", stored))
-    monkeypatch.setattr(isu.stage, "CHUNK_ROWS", chunk_rows)
-    monkeypatch.setattr(isu.stage, "_BATCH", chunk_rows)
+    small_chunks(monkeypatch, chunk_rows)
     res = ws.import_(write_csv(ws.dir / "export.csv", export))
     con = ws.connect()
     try:
@@ -89,8 +117,7 @@ def test_dry_run_in_chunks_counts_as_the_import(tmp_path, monkeypatch):
     stored, export = _rows()
     ws.import_(write_csv(ws.dir / "stored.csv", stored))
     path = write_csv(ws.dir / "export.csv", export)
-    monkeypatch.setattr(isu.stage, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(isu.stage, "_BATCH", 2)
+    small_chunks(monkeypatch, 2)
     before = store_state(ws.connect())
     dry = ws.import_(path, dry_run=True)
     assert store_state(ws.connect()) == before
@@ -122,8 +149,7 @@ def test_a_chunked_import_that_fails_changes_nothing(tmp_path, monkeypatch):
     stored, export = _rows()
     ws.import_(write_csv(ws.dir / "stored.csv", stored))
     before = store_state(ws.connect())
-    monkeypatch.setattr(isu.stage, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(isu.stage, "_BATCH", 2)
+    small_chunks(monkeypatch, 2)
     calls = []
     real = isu.upsert.ChunkWriter.chunk
 
