@@ -29,7 +29,7 @@ from . import stage as stage_mod
 from .errors import InputError, IsuError, KeyFileError, ProfileMismatch, UsageError
 from .keys import PoolKey
 from .pseudonym import hmac_params, mask_ids
-from .read import Source, csv_scan_sql, inspect_file, needs_copy, read_xlsx, register_transcoded, release_transcoded
+from .read import Source, csv_scan_sql, inspect_file, needs_copy, register_transcoded, release_transcoded
 from .stage import Stage, Typing, blank_rows, chunks, malformed_lines, open_scan, shown_fields
 from .upsert import ChunkWriter
 from .store import fetch_one, transaction
@@ -261,7 +261,7 @@ def _check_rejects_path(export: Path, rejects: Path) -> None:
 def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: str | None, params: dict) -> tuple[list, bool]:
     """Scan, stage and write chunk by chunk; return the rejects, explained, and whether stored rows were deleted."""
     if src.kind == "xlsx":
-        cur.register("_isu_xlsx", read_xlsx(src.path, src.sheet))
+        cur.register("_isu_xlsx", src.rows)
         scan = "_isu_xlsx"
     elif needs_copy(src):
         scan = register_transcoded(cur, src)

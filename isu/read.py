@@ -23,10 +23,12 @@ import os
 import queue
 import sys
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from isu.schemas.profiles import header_key
 
@@ -57,11 +59,15 @@ class Source:
     blank_lines: tuple[int, ...] = ()  # empty lines (from 1): DuckDB skips them, a spreadsheet shows them as rows
     sheet: str | None = None  # XLSX: the sheet the header is from (the first unless ``on_sheet``)
     sheets: tuple[str, ...] = ()  # XLSX: every sheet of the workbook
+    #: XLSX: the sheet's rows below the header, as an Arrow table of strings (``read_xlsx``). Held,
+    #: because fastexcel parses the whole sheet for any part of it, even the header row alone.
+    rows: Any = field(default=None, compare=False, repr=False)
 
     def on_sheet(self, sheet: str) -> Source:
         """This workbook as read from another of its sheets (named letter case aside)."""
         sheet = _sheet_named(self.path, sheet, list(self.sheets))
-        return replace(self, sheet=sheet, header=tuple(read_xlsx(self.path, sheet, header_only=True)))
+        header, rows = read_xlsx(self.path, sheet)
+        return replace(self, sheet=sheet, header=header, rows=rows)
 
 
 def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool, bool, tuple[int, ...]]:
@@ -185,9 +191,8 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
             if _is_workbook(path):
                 raise InputError(f"{path}: an Excel workbook with a {path.suffix or 'missing'} suffix; rename it to .xlsx")
             raise InputError(f"{path}: a zip archive, not a CSV or XLSX export")
-        sheets = read_xlsx(path, None, sheet_names=True)
-        return Source(path, sha, "xlsx", header=tuple(read_xlsx(path, sheets[0], header_only=True)), sheet=sheets[0],
-                      sheets=tuple(sheets))
+        sheets, header, rows = read_xlsx(path, None, sheet_names=True)
+        return Source(path, sha, "xlsx", header=header, sheet=sheets[0], sheets=tuple(sheets), rows=rows)
     if b"\0" in first[:4096]:
         raise InputError(f"{path}: binary data (NUL bytes), not a text export; UTF-16 is not supported, save as UTF-8")
     enc = (encoding or found).lower().replace("windows-1252", "cp1252").replace("utf8", "utf-8")
@@ -315,9 +320,11 @@ def _sheet_named(path: Path, sheet: str, names: list[str]) -> str:
     raise InputError(mask_ids(f"{path}: the workbook has no sheet {sheet!r} (it has {', '.join(map(repr, names))})"))
 
 
-def read_xlsx(path: Path, sheet: str | None, *, header_only: bool = False, sheet_names: bool = False):
-    """The sheet (default: first) as an Arrow table of strings, or just its header, or the names of
-    the workbook's sheets."""
+def read_xlsx(path: Path, sheet: str | None, *, sheet_names: bool = False):
+    """The sheet (default: the first) as (header, its rows below the header as an Arrow table of
+    strings named by the header); with ``sheet_names``, (the workbook's sheet names, header, rows).
+    One parse of the sheet: fastexcel parses all of it for any part, so the header is taken from the
+    cells read, and the names are this module's (``_check_header``, ``_name_empty``), not fastexcel's."""
     try:
         import fastexcel
     except ImportError:  # pragma: no cover - declared dependency
@@ -331,29 +338,19 @@ def read_xlsx(path: Path, sheet: str | None, *, header_only: bool = False, sheet
         raise _unreadable(path, e) from None
     if not names:
         raise InputError(f"{path}: the workbook has no sheets")
-    if sheet_names:
-        return names
     sheet = _sheet_named(path, sheet, names) if sheet is not None else names[0]
     try:
-        if header_only:  # the cells as they are (fastexcel renames a repeated name), then the names it reads by
-            with _quiet_stderr():
-                cells = reader.load_sheet(sheet, header_row=None, n_rows=1, dtypes="string").to_arrow().to_pylist()
-                read_by = reader.load_sheet(sheet, n_rows=0).to_arrow().column_names
-        else:
-            table = reader.load_sheet(sheet, dtypes="string").to_arrow()
+        with _quiet_stderr():
+            cells = reader.load_sheet(sheet, header_row=None, dtypes="string").to_arrow()
     except Exception as e:
         raise _unreadable(path, e) from None
-    if header_only:
-        _check_header(path, [(c or "").strip() for c in (cells[0].values() if cells else [])])
-        return list(_xlsx_names(read_by))
-    return table.rename_columns(list(_xlsx_names(table.column_names)))
+    first = cells.slice(0, 1).to_pylist()
+    cells_of_header = [(c or "").strip() for c in (first[0].values() if first else [])]
+    _check_header(path, cells_of_header)
+    header = _name_empty(cells_of_header)
+    rows = pa.Table.from_batches([cells.slice(1)]).rename_columns(list(header))
+    return (names, header, rows) if sheet_names else (header, rows)
 
 
 def _unreadable(path: Path, e: Exception) -> InputError:
     return InputError(f"{path}: cannot read the workbook ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
-
-
-def _xlsx_names(names: list[str]) -> tuple[str, ...]:
-    """fastexcel's column names as a person reads them: an empty header cell, which fastexcel calls
-    ``__UNNAMED__<i>``, is named after its place as in a CSV (``column 3``)."""
-    return _name_empty(["" if n.startswith("__UNNAMED__") else n.strip() for n in names])

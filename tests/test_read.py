@@ -206,6 +206,20 @@ def test_xlsx_export_on_a_later_sheet_is_found(ws):
     assert "row 3" in (ws.dir / "w.rejects.csv").read_text(encoding="utf-8-sig")
 
 
+def test_xlsx_each_sheet_is_parsed_once(ws, monkeypatch):
+    """fastexcel parses a whole sheet for any part of it (the header row too): the rows parsed to find
+    the header are the rows imported, and a sheet looked at in the search is not parsed again."""
+    import fastexcel
+
+    loaded = []
+    real = fastexcel.ExcelReader.load_sheet
+    monkeypatch.setattr(fastexcel.ExcelReader, "load_sheet", lambda self, name, **kw: loaded.append(name) or real(self, name, **kw))
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1), wide_row(2)], sheet="Data", before=NOTES)
+    r = ws.import_(p)
+    assert (r.sheet, r.rows_accepted) == ("Data", 2)
+    assert sorted(loaded) == sorted(["Data", *NOTES])
+
+
 def test_xlsx_first_sheet_wins_when_it_fits(ws):
     p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], after={"Kopia": [wide_header()]})
     assert ws.import_(p).sheet == "Export"
