@@ -59,6 +59,9 @@ def _detail(profile: Profile, type_: str, column: str, value: str | None, munici
         return "; it looks like an Excel date number: format the column as a date in Excel" if _SERIAL.fullmatch(value or "") else ""
     if type_ == "conflicting_record":  # the value as read (a code, a date), not the cell's text: said so
         return f" (this row reads as {value!r})" if value is not None else ""
+    if type_ == "invalid_person_id" and value == "*" * 9:  # masked: nine digits and nothing else
+        return (_explain(None, type_, value) + "; nine digits: Excel drops the leading zero of an id born 2000-2009 "
+                "that is stored as a number, so format the column as text in Excel and export again")
     if type_ == "out_of_range" and column == profile.columns.get("person_id"):
         return "the birth year it gives is outside the contract's range"
     return _explain(_field_of(profile, column), type_, value)

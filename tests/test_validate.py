@@ -308,3 +308,13 @@ def test_an_excel_date_number_gets_a_hint(ws):
     result = ws.import_(write_csv(ws.dir / "x.csv", [wide_row(1, started_on="45352"), wide_row(2, started_on="2024-02-30")]))
     msgs = [r["message"] for r in read_rejects(result.rejects_file)]
     assert "Excel date number" in msgs[0] and "Excel" not in msgs[1]
+
+
+def test_an_id_that_lost_its_leading_zero_in_excel_gets_a_hint(ws):
+    """A 10-digit id of a person born 2000-2009, stored as a number in Excel: 0501011234 becomes 501011234."""
+    lost = pnr(3, year=2005)[3:]  # 12 digits '2005…' -> 10 digits '05…' -> 9 digits without the zero
+    assert len(lost) == 9
+    result = ws.import_(write_csv(ws.dir / "z.csv", [wide_row(1, person_id=lost), wide_row(2, person_id="19870127483")]))
+    msgs = [r["message"] for r in read_rejects(result.rejects_file)]
+    assert "leading zero" in msgs[0] and "leading zero" not in msgs[1]
+    assert lost not in "".join(msgs)
