@@ -381,15 +381,18 @@ class Stage:
 
     def run(self, sql: str, params=None) -> list[tuple]:
         """Run ``sql`` (which may name ``_isu_stage`` and the tables kept by ``keep``); its rows."""
-        _isu_chunk, _isu_flags = self.tables["chunk"], self.tables["flags"]  # noqa: F841 - read by name in the SQL
-        _isu_old, _isu_acc, _isu_late = (self.tables.get(k) for k in ("old", "acc", "late"))  # noqa: F841
-        return self.con.execute(self._bind(sql), params).fetchall()
+        return self._query(sql, params)
 
     def arrow(self, sql: str) -> pa.Table:
         """``sql``'s result, held in Python (for ``keep``)."""
-        _isu_chunk, _isu_flags = self.tables["chunk"], self.tables.get("flags")  # noqa: F841 - read by name in the SQL
-        _isu_old, _isu_acc, _isu_late, _isu_conflicts = (self.tables.get(k) for k in ("old", "acc", "late", "conflicts"))  # noqa: F841
-        return self.con.sql(self._bind(sql)).to_arrow_table()
+        return self._query(sql, arrow=True)
+
+    def _query(self, sql: str, params=None, *, arrow: bool = False):
+        """DuckDB reads the tables by name from this frame's variables (its replacement scan)."""
+        _isu_chunk, _isu_flags, _isu_old, _isu_acc, _isu_late, _isu_conflicts = (  # noqa: F841 - read by name in the SQL
+            self.tables.get(k) for k in ("chunk", "flags", "old", "acc", "late", "conflicts"))
+        sql = self._bind(sql)
+        return self.con.sql(sql).to_arrow_table() if arrow else self.con.execute(sql, params).fetchall()
 
     def keep(self, name: str, sql: str) -> int:
         """Hold ``sql``'s result as ``_isu_<name>`` for later statements; its row count."""
