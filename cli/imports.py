@@ -118,6 +118,9 @@ def _print(r) -> None:
     else:
         out.print(f"  records: {would}{r.records_inserted:,} new, {r.records_updated:,} updated, {r.records_unchanged:,} unchanged; "
                   f"measurements {r.measurements:,}")
+    if r.columns_unread:  # a misnamed or unnamed column (a merged header cell): its values are not stored
+        out.print(f"  not read (profile {r.profile} names no such column): {', '.join(repr(c) for c in r.columns_unread)}; "
+                  "rename a column that should be read")
     if r.rows_rejected:
         kinds = ", ".join(f"{k} {v}" for k, v in r.errors_by_type.items())
         out.print(f"  problems found, by type: {kinds}")

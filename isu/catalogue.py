@@ -45,4 +45,5 @@ CATALOGUE: dict[str, ErrorType] = {
 
 
 def message(type_: str, *, row: int, column: str | None, value: str | None, detail: str = "") -> str:
-    return CATALOGUE[type_].template.format(row=row, column=column, value=value, detail=detail)
+    text = CATALOGUE[type_].template.format(row=row, column=column, value=value, detail=detail)
+    return text.replace(" ()", "") if not detail else text  # a template's "({detail})" with nothing to say

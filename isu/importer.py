@@ -54,6 +54,7 @@ class ImportResult:
     rows_accepted: int = 0
     rows_rejected: int = 0
     rows_empty: int = 0  # rows with every cell empty, left out (not read): a spreadsheet saves formatted blank rows
+    columns_unread: list[str] = field(default_factory=list)  # columns with values that no field of the profile reads (masked)
     records_inserted: int = 0
     records_updated: int | None = 0
     records_unchanged: int | None = 0  # None with ``without_key``: updated and unchanged records are then told apart by nothing
@@ -86,15 +87,16 @@ def _required_sources(profile: Profile, municipality: str | None) -> list[tuple[
 def choose_source(src: Source, name: str | None, municipality: str | None) -> tuple[Profile, Source]:
     """The profile and, for a workbook, the sheet to read: the one the named profile names, else
     the first sheet, else the only other sheet whose header fits (a workbook often opens on a
-    sheet of notes, with the export on the next)."""
+    sheet of notes, with the export on the next). A sheet's header that cannot be read (a name
+    repeated) stops the import only when it is the sheet read: a sheet of notes may repeat names."""
     if src.kind != "xlsx":
         return choose_profile(src, name, municipality), src
     wanted = _profiles(name)[0].sheet if name else None
     if wanted is not None:
         src = src.on_sheet(wanted)
-        return choose_profile(src, name, municipality), src
+        return _readable(choose_profile(src, name, municipality), src)
     try:
-        return choose_profile(src, name, municipality), src
+        return _readable(choose_profile(src, name, municipality), src)
     except ProfileMismatch as first:
         fits = []
         for sheet in src.sheets[1:]:
@@ -102,14 +104,21 @@ def choose_source(src: Source, name: str | None, municipality: str | None) -> tu
                 other = src.on_sheet(sheet)
                 fits.append((choose_profile(other, name, municipality), other))
         if len(fits) == 1:
-            return fits[0]
+            return _readable(*fits[0])
         others = ", ".join(repr(s) for s in src.sheets[1:])
         if fits:
             raise ProfileMismatch(mask_ids(
                 f"{src.path.name}: sheet {src.sheet!r} does not fit, and sheets {', '.join(repr(o.sheet) for _, o in fits)} all do; "
                 "keep the export's sheet first, or name it in a profile (sheet = \"...\")")) from None
         also = f"; no other sheet fits either: {others}" if others else ""
-        raise ProfileMismatch(f"{first} (on sheet {mask_ids(repr(src.sheet))}, whose first row must be the header{mask_ids(also)})") from None
+        raise ProfileMismatch(f"{first} (on sheet {mask_ids(repr(src.sheet))}, whose first row with a value, row {src.header_row}, "
+                              f"must be the header{mask_ids(also)})") from None
+
+
+def _readable(profile: Profile, src: Source) -> tuple[Profile, Source]:
+    if src.header_problem is not None:
+        raise InputError(f"{src.path}: sheet {mask_ids(repr(src.sheet))}: {src.header_problem}")
+    return profile, src
 
 
 def _profiles(name: str | None) -> list[Profile]:
@@ -282,6 +291,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
             found += rejects_mod.pending(stage.run)
             del stage
         res.rows_empty = typing.empty
+        res.columns_unread = [mask_ids(c) for c, n in typing.unread.items() if n]
         malformed = malformed_lines(cur, src, reader)
         blank = blank_rows(src, reader)
     except duckdb.OutOfMemoryException:
@@ -295,7 +305,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
     res.rows_read += len(malformed)
     res.rows_rejected += len(malformed)
     res.rows_accepted = res.rows_read - res.rows_rejected
-    rejected = rejects_mod.collect(found, malformed, prof, municipality, blank=blank)
+    rejected = rejects_mod.collect(found, malformed, prof, municipality, blank=blank, header_row=src.header_row)
     res.errors_by_type = rejects_mod.count_by_type(rejected)
     return rejected, writer.deleted
 

@@ -18,24 +18,19 @@ import contextlib
 import csv
 import hashlib
 import io
-import itertools
-import os
 import queue
-import sys
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-
-from isu.schemas.profiles import header_key
 
 from .errors import InputError
-from .pseudonym import mask_ids
+from .headers import header_problem, name_empty
+from .workbook import Sheet, is_workbook, read_sheet
 
-__all__ = ["Source", "inspect_file", "csv_scan_sql", "needs_copy", "register_transcoded", "release_transcoded", "read_xlsx"]
+__all__ = ["Source", "inspect_file", "csv_scan_sql", "needs_copy", "register_transcoded", "release_transcoded"]
 
 DELIMITERS = (";", ",", "\t", "|")
 CHUNK = 4 << 20
@@ -58,16 +53,16 @@ class Source:
     cr_line_ends: bool = False  # lines end in a CR alone (Excel for Mac's "CSV (Macintosh)"): read from a copy in memory
     blank_lines: tuple[int, ...] = ()  # empty lines (from 1): DuckDB skips them, a spreadsheet shows them as rows
     sheet: str | None = None  # XLSX: the sheet the header is from (the first unless ``on_sheet``)
+    header_row: int = 1  # the header's row as a spreadsheet shows it (XLSX: blank rows may come before it)
+    header_problem: str | None = None  # XLSX: why its header cannot be read (said only if the sheet is the one read)
     sheets: tuple[str, ...] = ()  # XLSX: every sheet of the workbook
-    #: XLSX: the sheet's rows below the header, as an Arrow table of strings (``read_xlsx``). Held,
-    #: because fastexcel parses the whole sheet for any part of it, even the header row alone.
+    #: XLSX: the sheet's rows below the header, as an Arrow table of strings (``isu.workbook``).
+    #: Held, because fastexcel parses the whole sheet for any part of it, even the header row alone.
     rows: Any = field(default=None, compare=False, repr=False)
 
     def on_sheet(self, sheet: str) -> Source:
         """This workbook as read from another of its sheets (named letter case aside)."""
-        sheet = _sheet_named(self.path, sheet, list(self.sheets))
-        header, rows = read_xlsx(self.path, sheet)
-        return replace(self, sheet=sheet, header=header, rows=rows)
+        return _from_sheet(self.path, self.sha256, read_sheet(self.path, sheet))
 
 
 def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool, bool, tuple[int, ...]]:
@@ -188,11 +183,10 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
         raise InputError(f"{path}: the file is empty")
     if first.startswith(b"PK\x03\x04"):
         if path.suffix.lower() not in (".xlsx", ".xlsm"):
-            if _is_workbook(path):
+            if is_workbook(path):
                 raise InputError(f"{path}: an Excel workbook with a {path.suffix or 'missing'} suffix; rename it to .xlsx")
             raise InputError(f"{path}: a zip archive, not a CSV or XLSX export")
-        sheets, header, rows = read_xlsx(path, None, sheet_names=True)
-        return Source(path, sha, "xlsx", header=header, sheet=sheets[0], sheets=tuple(sheets), rows=rows)
+        return _from_sheet(path, sha, read_sheet(path, None))
     if b"\0" in first[:4096]:
         raise InputError(f"{path}: binary data (NUL bytes), not a text export; UTF-16 is not supported, save as UTF-8")
     enc = (encoding or found).lower().replace("windows-1252", "cp1252").replace("utf8", "utf-8")
@@ -205,44 +199,15 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
         delim, header = _first_record(text, delimiter)
     except InputError as e:
         raise InputError(f"{path}: {e}") from None
-    _check_header(path, header)
-    return Source(path, sha, "csv", enc, bom, c1, delim, _name_empty(header), mixed_line_ends=mixed, cr_line_ends=cr_ends,
+    if (problem := header_problem(header)) is not None:
+        raise InputError(f"{path}: {problem}")
+    return Source(path, sha, "csv", enc, bom, c1, delim, name_empty(header), mixed_line_ends=mixed, cr_line_ends=cr_ends,
                   blank_lines=blank)
 
 
-def _is_workbook(path: Path) -> bool:
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            return "xl/workbook.xml" in z.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def _check_header(path: Path, header: list[str]) -> None:
-    """Each column needs a name of its own, and letter case and spacing do not make one: DuckDB's
-    names ignore case, and the profile match ignores both (``Profile.spelt_as``), so of
-    ``Kommunkod`` and ``KOMMUNKOD`` either might be read. Empty cells get names of their own
-    (``_name_empty``)."""
-    keys = [header_key(h) for h in header if h]
-    if len(set(keys)) != len(keys):
-        dup = sorted({h for h in header if h and keys.count(header_key(h)) > 1})
-        same = " (letter case and spacing do not count)" if len(dup) > len({header_key(d) for d in dup}) else ""
-        raise InputError(f"{path}: the header repeats column names {mask_ids(str(dup))}{same}; each column needs its own name")
-
-
-def _name_empty(header: list[str]) -> tuple[str, ...]:
-    """Empty header cells (a header ending in a delimiter, say) named 'column N' after their place,
-    so that DuckDB can read them; no profile names them, so their values are ignored."""
-    taken = set(header)
-    named = []
-    for i, h in enumerate(header, 1):
-        if not h:
-            h = next(n for n in (f"column {i}" + "'" * k for k in itertools.count()) if n not in taken)
-            taken.add(h)
-        named.append(h)
-    return tuple(named)
+def _from_sheet(path: Path, sha: str, sheet: Sheet) -> Source:
+    return Source(path, sha, "xlsx", header=sheet.header, sheet=sheet.name, sheets=sheet.names, rows=sheet.rows,
+                  header_row=sheet.header_row, header_problem=sheet.problem)
 
 
 def _quote(s: str) -> str:
@@ -292,65 +257,3 @@ def release_transcoded(con, name: str = "_isu_src") -> None:
     unregistering it made the next transcoded import of the process fail."""
     with contextlib.suppress(Exception):
         con.unregister(name)
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """File descriptor 2 to /dev/null: fastexcel's Rust core writes "'chartsheet' not a valid
-    worksheet" there for a chart sheet, which the sheet search (``isu.importer.choose_source``)
-    looks at like any other; a person would take the line for an error."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _sheet_named(path: Path, sheet: str, names: list[str]) -> str:
-    """The workbook's sheet called ``sheet``, letter case aside (as Excel names them)."""
-    if sheet in names:
-        return sheet
-    same = [n for n in names if n.casefold() == sheet.casefold()]
-    if len(same) == 1:
-        return same[0]
-    raise InputError(mask_ids(f"{path}: the workbook has no sheet {sheet!r} (it has {', '.join(map(repr, names))})"))
-
-
-def read_xlsx(path: Path, sheet: str | None, *, sheet_names: bool = False):
-    """The sheet (default: the first) as (header, its rows below the header as an Arrow table of
-    strings named by the header); with ``sheet_names``, (the workbook's sheet names, header, rows).
-    One parse of the sheet: fastexcel parses all of it for any part, so the header is taken from the
-    cells read, and the names are this module's (``_check_header``, ``_name_empty``), not fastexcel's."""
-    try:
-        import fastexcel
-    except ImportError:  # pragma: no cover - declared dependency
-        from .errors import MissingExtra
-
-        raise MissingExtra("reading XLSX needs fastexcel: pip install fastexcel") from None
-    try:
-        reader = fastexcel.read_excel(str(path))
-        names = list(reader.sheet_names)
-    except Exception as e:  # fastexcel raises its own types for broken workbooks
-        raise _unreadable(path, e) from None
-    if not names:
-        raise InputError(f"{path}: the workbook has no sheets")
-    sheet = _sheet_named(path, sheet, names) if sheet is not None else names[0]
-    try:
-        with _quiet_stderr():
-            cells = reader.load_sheet(sheet, header_row=None, dtypes="string").to_arrow()
-    except Exception as e:
-        raise _unreadable(path, e) from None
-    first = cells.slice(0, 1).to_pylist()
-    cells_of_header = [(c or "").strip() for c in (first[0].values() if first else [])]
-    _check_header(path, cells_of_header)
-    header = _name_empty(cells_of_header)
-    rows = pa.Table.from_batches([cells.slice(1)]).rename_columns(list(header))
-    return (names, header, rows) if sheet_names else (header, rows)
-
-
-def _unreadable(path: Path, e: Exception) -> InputError:
-    return InputError(f"{path}: cannot read the workbook ({type(e).__name__}: {str(e).splitlines()[0][:200]})")

@@ -44,6 +44,8 @@ def _field_of(profile: Profile, column: str) -> str | None:
         if c == column:
             return f
     for g in profile.groups:
+        if g.instrument_column == column:
+            return "instrument"
         for spec in g.timepoints.values():
             if spec.get("value") == column:
                 return "value"
@@ -114,15 +116,16 @@ def pending(run) -> list[Pending]:
 
 
 def collect(found: list[Pending], malformed: list[tuple[int, str]], profile: Profile,
-            municipality: str | None = None, *, blank: list[int] = ()) -> list[Reject]:
+            municipality: str | None = None, *, blank: list[int] = (), header_row: int = 1) -> list[Reject]:
     """The failed checks explained, plus the malformed lines, sorted by row. Row numbers need every
     malformed line of the file, and its empty lines (``blank``: rows too, to a spreadsheet), so
-    this runs after the whole scan."""
+    this runs after the whole scan. ``header_row``: the header's row (a sheet's may have blank rows above it)."""
     lines = sorted([line for line, _ in malformed] + list(blank))
     out = [Reject(line, "", None, "malformed_row", message("malformed_row", row=line, column=None, value=None, detail=kind.lower()))
            for line, kind in malformed]
-    for ordinal, column, type_, value in sorted(found, key=lambda f: f[0]):
-        row = _line_of(ordinal, lines) if lines else ordinal + 1
+    # one cell, one reject: a wide row's instrument column is checked once for each of its time points
+    for ordinal, column, type_, value in sorted(dict.fromkeys(found), key=lambda f: f[0]):
+        row = (_line_of(ordinal, lines) if lines else ordinal + 1) + header_row - 1
         if value is not None and len(value) > MAX_VALUE:  # a 100,000-character cell would make a file nobody opens
             value = value[:MAX_VALUE] + f"… ({len(value):,} characters)"
         detail = _detail(profile, type_, column, value, municipality)

@@ -155,12 +155,20 @@ class Typing:
         self.con, self.params = con, params or None
         self.sql = typed_layer(profile, text).sql(text.sql("_isu_raw"))
         self.empty = 0  # rows read with every cell empty
+        #: columns the profile reads nothing from → rows with a value there (a merged header cell
+        #: leaves the column beside it unnamed: its values would go unseen without a word)
+        self.unread = {c: 0 for c in src.header if c not in text.read}
 
     def __call__(self, raw: pa.Table) -> pa.Table:
         """The typed rows of ``raw``; rows with no text in any cell are left out (``empty`` counts them)."""
         _isu_raw = raw  # noqa: F841 - read by name in the SQL (see ``Stage``)
         typed = self.con.sql(self.sql, params=self.params).to_arrow_table()
         self.empty += raw.num_rows - typed.num_rows
+        if self.unread:
+            counts = self.con.sql("SELECT " + ", ".join(f"count(nullif(trim({q(c)}), ''))" for c in self.unread)
+                                  + " FROM _isu_raw").fetchall()[0]
+            for c, n in zip(list(self.unread), counts):
+                self.unread[c] += n
         return typed
 
 

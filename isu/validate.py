@@ -190,7 +190,7 @@ def text_layer(profile: Profile, header: tuple[str, ...] | set[str], *, municipa
 
 def _typed(spec: FieldSpec, x: str, profile: Profile) -> str:
     if spec.kind == "date":
-        return _date_sql(x, (*profile.date_formats, "%Y-%m-%d %H:%M:%S"))
+        return _date_sql(x, (*profile.date_formats, *_DATE_TIMES))
     if spec.kind == "int":
         return f"TRY_CAST({x} AS INTEGER)"
     if spec.kind == "float":
@@ -210,6 +210,11 @@ def _literals(fmt: str) -> set[str]:
             out.add(fmt[i])
         i += 1
     return out
+
+
+#: A date with a time, as a workbook's date-time cell reads (with fractions of a second when it has
+#: them, though the cell may show the date alone): the date is what counts.
+_DATE_TIMES = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f")
 
 
 def _date_sql(x: str, formats: tuple[str, ...]) -> str:

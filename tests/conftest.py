@@ -115,9 +115,11 @@ def write_csv(path: Path, rows: list[dict], header: list[str] | None = None, *, 
 
 def write_xlsx(path: Path, rows: list[dict], header: list[str] | None = None, *, typed: dict[str, object] | None = None,
                sheet: str = "Export", before: dict[str, list[list[str]]] | None = None,
-               after: dict[str, list[list[str]]] | None = None) -> Path:
+               after: dict[str, list[list[str]]] | None = None, at: tuple[int, int] = (0, 0),
+               formulas: dict[tuple[int, str], tuple[str, str]] | None = None) -> Path:
     """Write rows as an XLSX sheet; ``typed`` maps a column to a cell converter (numbers, dates);
-    ``before``/``after``: other sheets (name → rows of cells) around the export's."""
+    ``before``/``after``: other sheets (name → rows of cells) around the export's; ``at``: the
+    header's cell (row, column from 0); ``formulas``: (row from 1, column) → (formula, its cached value)."""
     import xlsxwriter
 
     header = header or wide_header()
@@ -132,20 +134,25 @@ def write_xlsx(path: Path, rows: list[dict], header: list[str] | None = None, *,
     plain(before)
     ws = wb.add_worksheet(sheet)
     date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
-    ws.write_row(0, 0, header)
+    top, left = at
+    ws.write_row(top, left, header)
+    for (i, c), (formula, value) in (formulas or {}).items():
+        ws.write_formula(top + i, left + header.index(c), formula, None, value)
     for i, r in enumerate(rows, start=1):
         for j, c in enumerate(header):
             v = r.get(c)
+            if (i, c) in (formulas or {}):
+                continue
             if v in (None, ""):
                 continue
             conv = (typed or {}).get(c)
             v = conv(v) if conv else v
             if isinstance(v, date):
-                ws.write_datetime(i, j, v, date_fmt)
+                ws.write_datetime(top + i, left + j, v, date_fmt)
             elif isinstance(v, (int, float)):
-                ws.write_number(i, j, v)
+                ws.write_number(top + i, left + j, v)
             else:
-                ws.write_string(i, j, str(v))
+                ws.write_string(top + i, left + j, str(v))
     plain(after)
     wb.close()
     return Path(path)

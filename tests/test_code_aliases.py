@@ -7,7 +7,7 @@ export with the mangled codes import as the right municipality.
 
 from __future__ import annotations
 
-from isu.read import read_xlsx
+from isu.workbook import read_sheet
 from isu.schemas import CodeList, code_list
 
 from conftest import wide_row, write_csv, write_xlsx
@@ -48,7 +48,7 @@ def test_xlsx_with_municipality_codes_in_number_cells(ws):
     """A number cell 126 arrives as the string "126" (fastexcel reads the value, not a ``0000`` display format)."""
     path = write_xlsx(ws.dir / "numbers.xlsx", [wide_row(1, municipality="126"), wide_row(2, municipality="180")],
                       typed={"Kommunkod": int})
-    assert read_xlsx(path, None)[1].column("Kommunkod").to_pylist() == ["126", "180"]  # the form that arrives
+    assert read_sheet(path, None).rows.column("Kommunkod").to_pylist() == ["126", "180"]  # the form that arrives
     r = ws.import_(path)
     assert r.rows_accepted == 2, r.errors_by_type
     assert _stored(ws) == {"K1": "0126", "K2": "0180"}

@@ -319,3 +319,9 @@ def test_a_code_list_mapping_to_an_unknown_category_is_one_line(isu, ws, files, 
     p = isu("import", str(good), env={**ws.env(), "ISU_CODES_DIR": str(codes)}, cwd=ws.dir)
     assert p.returncode == 1 and "'psychosocial', which is not in intervention_categories.csv" in one_line_error(p)
     assert json.loads(isu("status", "--json", env=ws.env()).stdout)["records"] == 0
+
+
+def test_summary_names_columns_that_are_not_read(isu, ws):
+    path = write_csv(ws.dir / "k.csv", [{**wide_row(1), "Kommentar": "ring tillbaka"}], wide_header() + ["Kommentar"])
+    p = isu("import", str(path), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 0 and "not read (profile generic_sv names no such column): 'Kommentar'" in p.stdout

@@ -227,7 +227,7 @@ def test_xlsx_first_sheet_wins_when_it_fits(ws):
 
 def test_xlsx_without_a_fitting_sheet_says_which_sheets_it_tried(ws):
     p = write_xlsx(ws.dir / "w.xlsx", [{"a": "1"}], header=["a", "b"], sheet="Blad1", after={"Blad2": [["c"]]})
-    with pytest.raises(ProfileMismatch, match=r"\(on sheet 'Blad1', whose first row must be the header; no other sheet fits either: 'Blad2'\)"):
+    with pytest.raises(ProfileMismatch, match=r"\(on sheet 'Blad1', whose first row with a value, row 1, must be the header; no other sheet fits either: 'Blad2'\)"):
         ws.import_(p)
 
 
@@ -250,6 +250,35 @@ def test_xlsx_sheet_named_by_a_profile(ws, tmp_path):
     missing.write_text('sheet = "Nej"\n' + text, encoding="utf-8")
     with pytest.raises(InputError, match=r"no sheet 'Nej' \(it has 'Data', 'Data2'\)"):
         ws.import_(p, profile=str(missing))
+
+
+def test_xlsx_a_sheet_of_notes_may_repeat_names_in_its_first_row(ws):
+    """Only the sheet read needs a header that names each column once."""
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], sheet="Export", before={"Sammanställning": [["Kön", "Antal", "Kön", "Antal"]]})
+    assert (ws.import_(p).sheet, ws.import_(p, again=True).rows_accepted) == ("Export", 1)
+    bad = write_xlsx(ws.dir / "b.xlsx", [{**wide_row(1), "kommunkod": "0181"}], wide_header() + ["kommunkod"],
+                     sheet="Data", before={"Sammanställning": [["Kön", "Kön"]]})
+    with pytest.raises(InputError, match=r"sheet 'Data': the header repeats column names"):
+        ws.import_(bad)
+
+
+def test_xlsx_rows_are_numbered_as_the_sheet_shows_them(ws):
+    """A table that starts lower on the sheet (blank rows above, or at B3): rejects name sheet rows."""
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1), wide_row(2, need_area="Ekonomi")], at=(2, 1))
+    r = ws.import_(p)
+    assert (r.rows_read, r.rows_accepted) == (2, 1)
+    assert [row["row"] for row in csv.DictReader(io.StringIO((ws.dir / "w.rejects.csv").read_text(encoding="utf-8-sig")),
+                                                delimiter=";")] == ["5"]
+
+
+def test_xlsx_error_cells_are_rejected_as_they_show(ws):
+    """fastexcel reads #N/A as an empty cell: an end date would silently go missing."""
+    p = write_xlsx(ws.dir / "e.xlsx", [wide_row(1), wide_row(2), wide_row(3)],
+                   formulas={(1, "Slutdatum"): ("=NA()", "#N/A"), (2, "Skattning avslut"): ("=1/0", "#DIV/0!")})
+    r = ws.import_(p)
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (3, 1, 2)
+    text = (ws.dir / "e.rejects.csv").read_text(encoding="utf-8-sig")
+    assert "#N/A" in text and "#DIV/0!" in text
 
 
 @pytest.mark.parametrize("twin", ["Kommunkod", "KOMMUNKOD", "skattning  START"])
@@ -299,7 +328,7 @@ def test_xlsx_empty_header_cells_are_named_by_place(ws):
     """A title row above the header: fastexcel's '__UNNAMED__1' would mean nothing to a person."""
     p = write_xlsx(ws.dir / "t.xlsx", [{"Uppföljning 2024": "Kommun X"}], header=["Uppföljning 2024", "", "Kommun"])
     assert inspect_file(p).header == ("Uppföljning 2024", "column 2", "Kommun")
-    with pytest.raises(ProfileMismatch, match="whose first row must be the header") as e:
+    with pytest.raises(ProfileMismatch, match="whose first row with a value, row 1, must be the header") as e:
         ws.import_(p)
     assert "__UNNAMED__" not in str(e.value)
 
@@ -379,3 +408,23 @@ def test_any_bytes_give_a_clean_result_or_one_isu_error(fuzz_store, data):
     assert r.rows_accepted + r.rows_rejected == r.rows_read
     assert r.records_inserted + r.records_updated + r.records_unchanged == r.rows_accepted
     assert after - before == r.records_inserted
+
+
+def test_xlsx_cells_lose_the_line_breaks_around_them(ws):
+    """Alt+Enter leaves a line break at a cell's end that no one sees."""
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1, person_id=" " + wide_row(1)["Personnummer"] + "\n", need_area="Boende\n\t")])
+    r = ws.import_(p)
+    assert (r.rows_accepted, r.errors_by_type) == (1, {})
+
+
+def test_columns_no_field_reads_are_named_when_they_hold_values(ws):
+    """A merged header cell leaves the column beside it unnamed: its values would go unseen."""
+    header = wide_header()
+    at = header.index("Datum start")
+    merged = header[:at] + [""] + header[at + 1:] + ["Kommentar", "Tom"]
+    rows = [{**{("" if c == "Datum start" else c): v for c, v in wide_row(i).items()}, "Kommentar": "x" if i == 1 else ""}
+            for i in (1, 2)]
+    r = ws.import_(write_xlsx(ws.dir / "m.xlsx", rows, merged))
+    assert r.columns_unread == [f"column {at + 1}", "Kommentar"]  # 'Tom' holds nothing
+    csv_file = write_csv(ws.dir / "c.csv", [wide_row(3)])
+    assert ws.import_(csv_file).columns_unread == []

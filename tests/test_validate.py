@@ -318,3 +318,20 @@ def test_an_id_that_lost_its_leading_zero_in_excel_gets_a_hint(ws):
     msgs = [r["message"] for r in read_rejects(result.rejects_file)]
     assert "leading zero" in msgs[0] and "leading zero" not in msgs[1]
     assert lost not in "".join(msgs)
+
+
+def test_a_date_time_with_fractions_of_a_second_is_its_date(ws):
+    """A workbook's date-time cell reads '2023-01-08 09:30:12.345' though it may show 2023-01-08."""
+    result = ws.import_(write_csv(ws.dir / "t.csv", [wide_row(1, started_on="2023-01-08 09:30:12.345"),
+                                                       wide_row(2, started_on="2023-01-08 09:30:12,345")]))
+    assert (result.rows_accepted, result.errors_by_type) == (1, {"bad_date": 1})
+    with ws.connect() as con:
+        assert con.execute("SELECT CAST(started_on AS VARCHAR) FROM records").fetchall() == [("2023-01-08",)]
+
+
+def test_a_wide_rows_unknown_instrument_is_one_reject_that_names_the_instruments(ws):
+    """One instrument cell serves every time point of its group: it is one reject, not one per time point."""
+    result = ws.import_(write_csv(ws.dir / "i.csv", [wide_row(1, instrument="8")]))
+    [r] = read_rejects(result.rejects_file)
+    assert (r["column"], r["error_type"], result.errors_by_type) == ("Instrument", "not_in_code_list", {"not_in_code_list": 1})
+    assert "()" not in r["message"] and "severity04" in r["message"]
