@@ -148,7 +148,8 @@ def choose_profile(src: Source, name: str | None, municipality: str | None) -> P
     what, col = _missing(best, src.header, municipality)[0]
     near = difflib.get_close_matches(col, src.header, n=1, cutoff=0.5)
     # a headerless export's first line is data: header names are masked like any value
-    hint = f"; nearest in the file: {mask_ids(near[0])!r}" if near else f"; the file has: {mask_ids(', '.join(src.header[:12]))}"
+    hint = (f"; nearest in the file: {mask_ids(near[0])!r}" if near else f"; the file has: {mask_ids(', '.join(src.header[:12]))}"
+            if src.header else "; it has no header: it is empty")
     extra = " (or pass --municipality CODE)" if what == "municipality" else ""
     raise ProfileMismatch(f"{src.path.name}: column {col!r} ({what}) not found for profile {best.name!r}{extra}{hint}")
 

@@ -428,3 +428,14 @@ def test_columns_no_field_reads_are_named_when_they_hold_values(ws):
     assert r.columns_unread == [f"column {at + 1}", "Kommentar"]  # 'Tom' holds nothing
     csv_file = write_csv(ws.dir / "c.csv", [wide_row(3)])
     assert ws.import_(csv_file).columns_unread == []
+
+
+def test_xlsx_an_empty_sheet_is_said_to_be_empty(ws):
+    import xlsxwriter
+
+    wb = xlsxwriter.Workbook(str(ws.dir / "e.xlsx"))
+    wb.add_worksheet("Tom")
+    wb.close()
+    p = ws.dir / "e.xlsx"
+    with pytest.raises(ProfileMismatch, match="it has no header: it is empty"):
+        ws.import_(p)
