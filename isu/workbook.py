@@ -93,10 +93,10 @@ def _trimmed(rows: pa.Table) -> pa.Table:
 
 def _first_filled(cells: pa.RecordBatch) -> int:
     """The first row with a value in any cell (0 when none has)."""
-    for i in range(cells.num_rows):
-        if any(v is not None and str(v).strip() for v in cells.slice(i, 1).to_pylist()[0].values()):
-            return i
-    return 0
+    import pyarrow.compute as pc
+
+    firsts = [pc.index(pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(c), ""), False), True).as_py() for c in cells.columns]
+    return min((i for i in firsts if i >= 0), default=0)
 
 
 def _with_error_texts(cells: pa.RecordBatch, errors) -> pa.RecordBatch:
