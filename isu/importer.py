@@ -49,6 +49,7 @@ class ImportResult:
     encoding: str | None
     delimiter: str | None
     sheet: str | None = None  # the workbook's sheet read (XLSX)
+    header_row: int = 1  # the header's row (a workbook's may have a title or blank rows above it)
     municipalities: list[str] = field(default_factory=list)
     rows_read: int = 0
     rows_accepted: int = 0
@@ -93,16 +94,14 @@ def choose_source(src: Source, name: str | None, municipality: str | None) -> tu
         return choose_profile(src, name, municipality), src
     wanted = _profiles(name)[0].sheet if name else None
     if wanted is not None:
-        src = src.on_sheet(wanted)
-        return _readable(choose_profile(src, name, municipality), src)
+        return _readable(*_on_sheet(src.on_sheet(wanted), name, municipality))
     try:
-        return _readable(choose_profile(src, name, municipality), src)
+        return _readable(*_on_sheet(src, name, municipality))
     except ProfileMismatch as first:
         fits = []
         for sheet in src.sheets[1:]:
             with contextlib.suppress(ProfileMismatch):
-                other = src.on_sheet(sheet)
-                fits.append((choose_profile(other, name, municipality), other))
+                fits.append(_on_sheet(src.on_sheet(sheet), name, municipality))
         if len(fits) == 1:
             return _readable(*fits[0])
         others = ", ".join(repr(s) for s in src.sheets[1:])
@@ -113,6 +112,19 @@ def choose_source(src: Source, name: str | None, municipality: str | None) -> tu
         also = f"; no other sheet fits either: {others}" if others else ""
         raise ProfileMismatch(f"{first} (on sheet {mask_ids(repr(src.sheet))}, whose first row with a value, row {src.header_row}, "
                               f"must be the header{mask_ids(also)})") from None
+
+
+def _on_sheet(src: Source, name: str | None, municipality: str | None) -> tuple[Profile, Source]:
+    """The profile that fits the sheet's header: on its first row with a value, else on one of the
+    next such rows (a title or notes above the table); else the first row's ``ProfileMismatch``."""
+    try:
+        return choose_profile(src, name, municipality), src
+    except ProfileMismatch:
+        for row in src.header_rows():
+            with contextlib.suppress(ProfileMismatch):
+                lower = src.at_row(row)
+                return choose_profile(lower, name, municipality), lower
+        raise
 
 
 def _readable(profile: Profile, src: Source) -> tuple[Profile, Source]:
@@ -190,7 +202,7 @@ def import_file(
         _check_rejects_path(Path(path), Path(rejects_path))
     prof, src = choose_source(inspect_file(path), profile, municipality)
     res = ImportResult(str(path), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, dry_run=dry_run,
-                       sheet=None if src.sheet is None else mask_ids(src.sheet))  # a sheet may be named after a person
+                       sheet=None if src.sheet is None else mask_ids(src.sheet), header_row=src.header_row)  # a sheet may be named after a person
     if not dry_run and not again and fetch_one(con, "SELECT 1 FROM imports WHERE file_sha256 = ? AND kind = 'file'", [src.sha256]):
         res.already_imported = True
         res.seconds = time.perf_counter() - t0

@@ -56,13 +56,26 @@ class Source:
     header_row: int = 1  # the header's row as a spreadsheet shows it (XLSX: blank rows may come before it)
     header_problem: str | None = None  # XLSX: why its header cannot be read (said only if the sheet is the one read)
     sheets: tuple[str, ...] = ()  # XLSX: every sheet of the workbook
-    #: XLSX: the sheet's rows below the header, as an Arrow table of strings (``isu.workbook``).
-    #: Held, because fastexcel parses the whole sheet for any part of it, even the header row alone.
-    rows: Any = field(default=None, compare=False, repr=False)
+    #: XLSX: the sheet as read (``isu.workbook.Sheet``: its rows below the header, as an Arrow table
+    #: of strings). Held, because fastexcel parses the whole sheet for any part of it, even the header.
+    book: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def rows(self):
+        """XLSX: the rows below the header."""
+        return self.book.rows
 
     def on_sheet(self, sheet: str) -> Source:
         """This workbook as read from another of its sheets (named letter case aside)."""
         return _from_sheet(self.path, self.sha256, read_sheet(self.path, sheet))
+
+    def header_rows(self) -> list[int]:
+        """XLSX: the rows below the header taken that may be the header instead (a title above the table)."""
+        return self.book.header_rows() if self.book is not None else []
+
+    def at_row(self, row: int) -> Source:
+        """XLSX: this sheet read with its header on ``row``."""
+        return _from_sheet(self.path, self.sha256, self.book.at_row(row))
 
 
 def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool, bool, tuple[int, ...]]:
@@ -206,7 +219,7 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
 
 
 def _from_sheet(path: Path, sha: str, sheet: Sheet) -> Source:
-    return Source(path, sha, "xlsx", header=sheet.header, sheet=sheet.name, sheets=sheet.names, rows=sheet.rows,
+    return Source(path, sha, "xlsx", header=sheet.header, sheet=sheet.name, sheets=sheet.names, book=sheet,
                   header_row=sheet.header_row, header_problem=sheet.problem)
 
 

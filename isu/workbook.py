@@ -13,7 +13,7 @@ import contextlib
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,6 +33,16 @@ class Sheet:
     rows: pa.Table  # the rows below the header, as strings, named by the header
     header_row: int  # the header's row as the sheet shows it (from 1)
     problem: str | None  # why the header cannot be read by (``isu.headers.header_problem``), if it cannot
+    cells: pa.RecordBatch = field(compare=False, repr=False)  # the whole sheet from its row 1
+    filled: tuple[int, ...] = ()  # the first rows with a value (from 0): where a header may be
+
+    def at_row(self, row: int) -> Sheet:
+        """The same sheet with its header on ``row`` (from 1): a title or notes above the table."""
+        return _at(self.names, self.name, self.cells, row - 1, self.filled)
+
+    def header_rows(self) -> list[int]:
+        """Rows (from 1) that may hold the header below the one taken, a title above it, say."""
+        return [i + 1 for i in self.filled if i + 1 > self.header_row]
 
 
 #: calamine's names of Excel's error values → the text a cell shows.
@@ -75,12 +85,21 @@ def read_sheet(path: Path, sheet: str | None) -> Sheet:
         raise _unreadable(path, e) from None
     if errors is not None and errors.errors:
         cells = _with_error_texts(cells, errors.errors)
-    top = _first_filled(cells)
+    filled = _filled(cells)
+    return _at(tuple(names), sheet, cells, filled[0] if filled else 0, filled)
+
+
+#: Rows with a value, from the top, in which a header is looked for (a title and notes above it).
+HEADER_SEARCH = 10
+
+
+def _at(names: tuple[str, ...], sheet: str, cells: pa.RecordBatch, top: int, filled: tuple[int, ...]) -> Sheet:
+    """The sheet read with its header on row ``top`` (from 0)."""
     first = cells.slice(top, 1).to_pylist()
     stripped = [(c or "").strip() for c in (first[0].values() if first else [])]
     header = name_empty(stripped)
     rows = _trimmed(pa.Table.from_batches([cells.slice(top + 1)]).rename_columns(list(header)))
-    return Sheet(tuple(names), sheet, header, rows, top + 1, header_problem(stripped))
+    return Sheet(names, sheet, header, rows, top + 1, header_problem(stripped), cells, filled)
 
 
 def _trimmed(rows: pa.Table) -> pa.Table:
@@ -91,12 +110,16 @@ def _trimmed(rows: pa.Table) -> pa.Table:
     return pa.table([pc.utf8_trim_whitespace(c) for c in rows.columns], names=rows.column_names)
 
 
-def _first_filled(cells: pa.RecordBatch) -> int:
-    """The first row with a value in any cell (0 when none has)."""
+def _filled(cells: pa.RecordBatch) -> tuple[int, ...]:
+    """The first ``HEADER_SEARCH`` rows (from 0) with a value in any cell."""
+    import numpy as np
     import pyarrow.compute as pc
 
-    firsts = [pc.index(pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(c), ""), False), True).as_py() for c in cells.columns]
-    return min((i for i in firsts if i >= 0), default=0)
+    head = cells.slice(0, 10_000)  # where a header is: a sheet may have a million formatted rows below
+    any_value = np.zeros(head.num_rows, bool)
+    for c in head.columns:
+        any_value |= pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(c), ""), False).to_numpy(zero_copy_only=False)
+    return tuple(int(i) for i in np.flatnonzero(any_value)[:HEADER_SEARCH])
 
 
 def _with_error_texts(cells: pa.RecordBatch, errors) -> pa.RecordBatch:

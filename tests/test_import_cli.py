@@ -325,3 +325,11 @@ def test_summary_names_columns_that_are_not_read(isu, ws):
     path = write_csv(ws.dir / "k.csv", [{**wide_row(1), "Kommentar": "ring tillbaka"}], wide_header() + ["Kommentar"])
     p = isu("import", str(path), env=ws.env(), cwd=ws.dir)
     assert p.returncode == 0 and "not read (profile generic_sv names no such column): 'Kommentar'" in p.stdout
+
+
+def test_summary_says_where_a_workbooks_header_is_when_not_on_row_1(isu, ws):
+    from conftest import write_xlsx
+
+    path = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], at=(2, 1))
+    p = isu("import", str(path), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 0 and "xlsx sheet 'Export', header on row 3" in p.stdout

@@ -439,3 +439,13 @@ def test_xlsx_an_empty_sheet_is_said_to_be_empty(ws):
     p = ws.dir / "e.xlsx"
     with pytest.raises(ProfileMismatch, match="it has no header: it is empty"):
         ws.import_(p)
+
+
+def test_xlsx_a_title_above_the_header_is_passed_over(ws):
+    """Case systems print a title (and a date) above the table: the header is the first row with a value that fits."""
+    p = write_xlsx(ws.dir / "t.xlsx", [wide_row(1), wide_row(2, need_area="Ekonomi")], at=(3, 0),
+                   formulas={(-3, "Kommunkod"): ('="Uppföljning ISU"', "Uppföljning ISU"), (-2, "Kommunkod"): ('="Utskriven 2024-12-01"', "Utskriven 2024-12-01")})
+    r = ws.import_(p)
+    assert (r.header_row, r.rows_read, r.rows_accepted) == (4, 2, 1)
+    rejects = (ws.dir / "t.rejects.csv").read_text(encoding="utf-8-sig")
+    assert rejects.splitlines()[1].startswith("6;Livsområde;Ekonomi")
