@@ -9,6 +9,7 @@ import duckdb
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from isu.pseudonym import mask_ids
 from isu.errors import IsuError, KeyFileError, UsageError, WorkspaceBusy, WorkspaceError, WorkspaceReadOnly
 from isu.importer import import_file
 from isu.keys import load_key
@@ -70,7 +71,7 @@ def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, 
                 except IsuError as e:
                     if isinstance(e, (UsageError, WorkspaceError, KeyFileError)):
                         raise  # nothing else could go better
-                    results.append({"file": str(f), "error": str(e), "exit_code": e.exit_code})
+                    results.append({"file": mask_ids(str(f)), "error": mask_ids(str(e)), "exit_code": e.exit_code})
                     if len(files) == 1:
                         if json_:
                             emit(results[0], True)  # a script reads one object, as for a file that was imported

@@ -72,8 +72,11 @@ def emit(summary: dict[str, Any], as_json: bool, text: str | None = None) -> Non
 
 
 def error_line(message: str) -> None:
-    """The one line on stderr that every user-caused failure gets."""
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    """The one line on stderr that every user-caused failure gets; anything in it shaped like a
+    person id (a file or folder named after a client, say) masked."""
+    from isu.pseudonym import mask_ids  # here: compiling its patterns costs every start-up 0.01 s
+
+    err.print(f"[bold red]error:[/] {escape(mask_ids(message))}", soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> None:

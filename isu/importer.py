@@ -98,10 +98,14 @@ def choose_source(src: Source, name: str | None, municipality: str | None) -> tu
     try:
         return _readable(*_on_sheet(src, name, municipality))
     except ProfileMismatch as first:
-        fits = []
+        fits, near = [], None  # near: a later sheet whose header misspells a column (that says more)
         for sheet in src.sheets[1:]:
-            with contextlib.suppress(ProfileMismatch):
+            try:
                 fits.append(_on_sheet(src.on_sheet(sheet), name, municipality))
+            except _Misspelt as e:
+                near = near or e
+            except ProfileMismatch:
+                pass
         if len(fits) == 1:
             return _readable(*fits[0])
         others = ", ".join(repr(s) for s in src.sheets[1:])
@@ -109,7 +113,11 @@ def choose_source(src: Source, name: str | None, municipality: str | None) -> tu
             raise ProfileMismatch(mask_ids(
                 f"{src.path.name}: sheet {src.sheet!r} does not fit, and sheets {', '.join(repr(o.sheet) for _, o in fits)} all do; "
                 "keep the export's sheet first, or name it in a profile (sheet = \"...\")")) from None
+        if near is not None and not isinstance(first, _Misspelt):
+            raise ProfileMismatch(str(near)) from None
         also = f"; no other sheet fits either: {others}" if others else ""
+        if not src.header:
+            raise ProfileMismatch(f"{src.path.name}: sheet {mask_ids(repr(src.sheet))} is empty{mask_ids(also)}") from None
         raise ProfileMismatch(f"{first} (on sheet {mask_ids(repr(src.sheet))}, whose first row with a value, row {src.header_row}, "
                               f"must be the header{mask_ids(also)})") from None
 
@@ -166,6 +174,10 @@ def choose_profile(src: Source, name: str | None, municipality: str | None) -> P
     raise ProfileMismatch(f"{src.path.name}: column {col!r} ({what}) not found for profile {best.name!r}{extra}{hint}")
 
 
+class _Misspelt(ProfileMismatch):
+    """A header that would fit but for a column's name: a typo."""
+
+
 def _check_misspelt(profile: Profile, src: Source) -> None:
     """A header column the profile does not know, close to one it expects but lacks, is a typo:
     ignoring it would silently drop that field (say, every end date), so it is an error."""
@@ -174,8 +186,9 @@ def _check_misspelt(profile: Profile, src: Source) -> None:
     for col in expected - set(src.header):
         near = difflib.get_close_matches(col, unknown, n=1, cutoff=0.8)
         if near:
-            raise ProfileMismatch(
-                f"{src.path.name}: column {col!r} of profile {profile.name!r} not found, but the file has {mask_ids(near[0])!r}; "
+            sheet = f" (on sheet {mask_ids(repr(src.sheet))})" if src.sheet is not None else ""
+            raise _Misspelt(
+                f"{src.path.name}: column {col!r} of profile {profile.name!r} not found, but the file has {mask_ids(near[0])!r}{sheet}; "
                 "rename the column or use a profile that names it")
 
 
@@ -201,7 +214,7 @@ def import_file(
     if rejects_path is not None:
         _check_rejects_path(Path(path), Path(rejects_path))
     prof, src = choose_source(inspect_file(path), profile, municipality)
-    res = ImportResult(str(path), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, dry_run=dry_run,
+    res = ImportResult(mask_ids(str(path)), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, dry_run=dry_run,
                        sheet=None if src.sheet is None else mask_ids(src.sheet), header_row=src.header_row)  # a sheet may be named after a person
     if not dry_run and not again and fetch_one(con, "SELECT 1 FROM imports WHERE file_sha256 = ? AND kind = 'file'", [src.sha256]):
         res.already_imported = True
@@ -229,7 +242,7 @@ def import_file(
                     rejects_mod.store(con, res.import_id, rejected)
                     con.execute(
                         "INSERT INTO imports VALUES (?, 'file', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [res.import_id, src.path.name, src.sha256, prof.name, ",".join(res.municipalities), res.rows_read,
+                        [res.import_id, mask_ids(src.path.name), src.sha256, prof.name, ",".join(res.municipalities), res.rows_read,
                          res.rows_accepted, res.rows_rejected, res.records_inserted, res.records_updated, res.records_unchanged,
                          started, datetime.now(), __version__, key.fingerprint if has_pid else None],
                     )
@@ -249,7 +262,7 @@ def import_file(
     if rejects_path is not None and (rejected or Path(rejects_path).is_file()):
         try:
             written = str(rejects_mod.write_file(rejected, Path(rejects_path)))
-            res.rejects_file = written if rejected else None
+            res.rejects_file = mask_ids(written) if rejected else None
         except OSError as e:
             done = "checked" if dry_run else "imported (its rejects are in the workspace's rejects table)"
             raise IsuError(f"{Path(path).name} was {done}, but the rejects file {rejects_path} could not be written: "
@@ -283,8 +296,7 @@ def _check_rejects_path(export: Path, rejects: Path) -> None:
 def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: str | None, params: dict) -> tuple[list, bool]:
     """Scan, stage and write chunk by chunk; return the rejects, explained, and whether stored rows were deleted."""
     if src.kind == "xlsx":
-        cur.register("_isu_xlsx", src.rows)
-        scan = "_isu_xlsx"
+        scan = "_isu_xlsx"  # registered once the columns the profile reads are known
     elif needs_copy(src):
         scan = register_transcoded(cur, src)
     else:
@@ -293,6 +305,8 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
     found: list[rejects_mod.Pending] = []
     try:
         typing = Typing(con, prof, src, municipality=municipality, params=params)
+        if src.kind == "xlsx":
+            cur.register("_isu_xlsx", src.book.shown(typing.read))
         reader = open_scan(cur, scan, src if src.kind == "csv" else None)
         shown = shown_fields(prof, src.header)
         for i, (raw, last) in enumerate(chunks(reader, stage_mod.CHUNK_ROWS if prof.shape == "wide" else None, stage_mod.WHOLE_ROWS)):

@@ -60,11 +60,6 @@ class Source:
     #: of strings). Held, because fastexcel parses the whole sheet for any part of it, even the header.
     book: Any = field(default=None, compare=False, repr=False)
 
-    @property
-    def rows(self):
-        """XLSX: the rows below the header."""
-        return self.book.rows
-
     def on_sheet(self, sheet: str) -> Source:
         """This workbook as read from another of its sheets (named letter case aside)."""
         return _from_sheet(self.path, self.sha256, read_sheet(self.path, sheet))

@@ -157,6 +157,7 @@ class Typing:
         self.empty = 0  # rows read with every cell empty
         #: columns the profile reads nothing from → rows with a value there (a merged header cell
         #: leaves the column beside it unnamed: its values would go unseen without a word)
+        self.read = set(text.read)  # the source columns the profile reads
         self.unread = {c: 0 for c in src.header if c not in text.read}
 
     def __call__(self, raw: pa.Table) -> pa.Table:
@@ -165,7 +166,8 @@ class Typing:
         typed = self.con.sql(self.sql, params=self.params).to_arrow_table()
         self.empty += raw.num_rows - typed.num_rows
         if self.unread:
-            counts = self.con.sql("SELECT " + ", ".join(f"count(nullif(trim({q(c)}), ''))" for c in self.unread)
+            blank = lit(" \t\r\n")  # tabs and line breaks too: few columns, so the dearer trim costs nothing
+            counts = self.con.sql("SELECT " + ", ".join(f"count(nullif(trim({q(c)}, {blank}), ''))" for c in self.unread)
                                   + " FROM _isu_raw").fetchall()[0]
             for c, n in zip(list(self.unread), counts):
                 self.unread[c] += n

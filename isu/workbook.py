@@ -3,8 +3,9 @@
 fastexcel parses a whole sheet for any part of it (its header row too), so a sheet is parsed once
 and what the importer needs is taken from those cells: the header (the sheet's first row with a
 value: rows above it are blank, and rejects count rows as the sheet shows them), the rows below it,
-and the Excel error cells (``#N/A``, ``#DIV/0!``), which fastexcel reads as empty. Those get their
-text back, so that a check rejects them as the cell shows them instead of taking them for blanks.
+and the Excel error cells (``#N/A``, ``#DIV/0!``), which fastexcel reads as empty. Those of the
+columns a profile reads get their text back (``Sheet.shown``), so that a check rejects them as the
+cell shows them instead of taking them for blanks.
 """
 
 from __future__ import annotations
@@ -35,10 +36,19 @@ class Sheet:
     problem: str | None  # why the header cannot be read by (``isu.headers.header_problem``), if it cannot
     cells: pa.RecordBatch = field(compare=False, repr=False)  # the whole sheet from its row 1
     filled: tuple[int, ...] = ()  # the first rows with a value (from 0): where a header may be
+    errors: tuple[tuple[int, int, str], ...] = ()  # Excel error cells of ``cells``: (row, column, the text shown)
+
+    def shown(self, columns: set[str]) -> pa.Table:
+        """``rows`` with the error cells of ``columns`` (those a profile reads) as they show: a
+        column no one reads may hold a helper formula filled down past the data (``#N/A`` in empty
+        rows), and such rows stay empty rows."""
+        read = {i for i, name in enumerate(self.header) if name in columns}
+        below = [(r - self.header_row, c, text) for r, c, text in self.errors if r >= self.header_row and c in read]
+        return _with_texts(self.rows, below) if below else self.rows
 
     def at_row(self, row: int) -> Sheet:
         """The same sheet with its header on ``row`` (from 1): a title or notes above the table."""
-        return _at(self.names, self.name, self.cells, row - 1, self.filled)
+        return _at(self.names, self.name, self.cells, row - 1, self.filled, self.errors)
 
     def header_rows(self) -> list[int]:
         """Rows (from 1) that may hold the header below the one taken, a title above it, say."""
@@ -83,23 +93,26 @@ def read_sheet(path: Path, sheet: str | None) -> Sheet:
             cells, errors = reader.load_sheet(sheet, header_row=None, dtypes="string", skip_rows=0).to_arrow_with_errors()
     except Exception as e:
         raise _unreadable(path, e) from None
-    if errors is not None and errors.errors:
-        cells = _with_error_texts(cells, errors.errors)
+    shown = tuple((e.position[0], e.position[1], _error_text(e.detail)) for e in (errors.errors if errors is not None else ()))
     filled = _filled(cells)
-    return _at(tuple(names), sheet, cells, filled[0] if filled else 0, filled)
+    return _at(tuple(names), sheet, cells, filled[0] if filled else None, filled, tuple(e for e in shown if e[2]))
 
 
 #: Rows with a value, from the top, in which a header is looked for (a title and notes above it).
 HEADER_SEARCH = 10
 
 
-def _at(names: tuple[str, ...], sheet: str, cells: pa.RecordBatch, top: int, filled: tuple[int, ...]) -> Sheet:
-    """The sheet read with its header on row ``top`` (from 0)."""
-    first = cells.slice(top, 1).to_pylist()
-    stripped = [(c or "").strip() for c in (first[0].values() if first else [])]
+def _at(names: tuple[str, ...], sheet: str, cells: pa.RecordBatch, top: int | None, filled: tuple[int, ...],
+        errors: tuple[tuple[int, int, str], ...]) -> Sheet:
+    """The sheet read with its header on row ``top`` (from 0; None: the sheet has no value at all)."""
+    if top is None:  # an empty sheet (or one of blanks): no header, no rows
+        return Sheet(names, sheet, (), pa.table({}), 1, None, cells, filled, errors)
+    first = cells.slice(top, 1).to_pylist()[0]
+    texts = {c: text for r, c, text in errors if r == top}  # an error in a header cell names its column
+    stripped = [(texts.get(i) or v or "").strip() for i, v in enumerate(first.values())]
     header = name_empty(stripped)
     rows = _trimmed(pa.Table.from_batches([cells.slice(top + 1)]).rename_columns(list(header)))
-    return Sheet(names, sheet, header, rows, top + 1, header_problem(stripped), cells, filled)
+    return Sheet(names, sheet, header, rows, top + 1, header_problem(stripped), cells, filled, errors)
 
 
 def _trimmed(rows: pa.Table) -> pa.Table:
@@ -122,16 +135,19 @@ def _filled(cells: pa.RecordBatch) -> tuple[int, ...]:
     return tuple(int(i) for i in np.flatnonzero(any_value)[:HEADER_SEARCH])
 
 
-def _with_error_texts(cells: pa.RecordBatch, errors) -> pa.RecordBatch:
-    """Each Excel error cell (read as empty) with the text the cell shows."""
-    columns = [c.to_pylist() if any(e.position[1] == i for e in errors) else c for i, c in enumerate(cells.columns)]
-    for e in errors:
-        kind = _ERROR.search(e.detail)
-        if kind is not None:
-            row, col = e.position
-            columns[col][row] = _ERROR_TEXT.get(kind.group(1), "#" + kind.group(1).upper())
-    arrays = [pa.array(c, pa.string()) if isinstance(c, list) else c for c in columns]
-    return pa.RecordBatch.from_arrays(arrays, names=cells.schema.names)
+def _error_text(detail: str) -> str | None:
+    """The text an error cell shows, from fastexcel's account of it ("... got 'Error(NA)'")."""
+    kind = _ERROR.search(detail)
+    return None if kind is None else _ERROR_TEXT.get(kind.group(1), "#" + kind.group(1).upper())
+
+
+def _with_texts(rows: pa.Table, cells: list[tuple[int, int, str]]) -> pa.Table:
+    """``rows`` with the given (row, column index, text) cells set."""
+    columns = {c: rows.column(c).to_pylist() for c in {c for _, c, _ in cells}}
+    for r, c, text in cells:
+        columns[c][r] = text
+    return pa.table([pa.array(columns[i], pa.string()) if i in columns else col for i, col in enumerate(rows.columns)],
+                    names=rows.column_names)
 
 
 @contextlib.contextmanager

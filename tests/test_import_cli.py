@@ -333,3 +333,17 @@ def test_summary_says_where_a_workbooks_header_is_when_not_on_row_1(isu, ws):
     path = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], at=(2, 1))
     p = isu("import", str(path), env=ws.env(), cwd=ws.dir)
     assert p.returncode == 0 and "xlsx sheet 'Export', header on row 3" in p.stdout
+
+
+def test_a_file_named_after_a_person_id_is_masked_in_output_and_workspace(isu, ws):
+    pid = "19870127-4832"
+    folder = ws.dir / pid
+    folder.mkdir()
+    path = write_csv(folder / f"{pid}.csv", [wide_row(1)])
+    p = isu("import", str(path), "--json", env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 0 and pid not in p.stdout + p.stderr and "********-****.csv" in json.loads(p.stdout)["file"]
+    with duckdb.connect(str(ws.db), read_only=True) as con:
+        assert con.execute("SELECT file_name FROM imports").fetchall() == [("********-****.csv",)]
+    (folder / "tom.csv").write_text("", encoding="utf-8")
+    p = isu("import", str(folder / "tom.csv"), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 3 and "the file is empty" in p.stderr and pid not in p.stderr

@@ -437,7 +437,7 @@ def test_xlsx_an_empty_sheet_is_said_to_be_empty(ws):
     wb.add_worksheet("Tom")
     wb.close()
     p = ws.dir / "e.xlsx"
-    with pytest.raises(ProfileMismatch, match="it has no header: it is empty"):
+    with pytest.raises(ProfileMismatch, match="sheet .Tom. is empty"):
         ws.import_(p)
 
 
@@ -449,3 +449,30 @@ def test_xlsx_a_title_above_the_header_is_passed_over(ws):
     assert (r.header_row, r.rows_read, r.rows_accepted) == (4, 2, 1)
     rejects = (ws.dir / "t.rejects.csv").read_text(encoding="utf-8-sig")
     assert rejects.splitlines()[1].startswith("6;Livsområde;Ekonomi")
+
+
+def test_xlsx_errors_in_a_column_no_field_reads_leave_empty_rows_empty(ws):
+    """A helper formula filled down past the data shows #N/A in rows that are otherwise empty."""
+    header = wide_header() + ["Kontroll"]
+    formulas = {(i, "Kontroll"): ("=NA()", "#N/A") for i in range(1, 8)}
+    r = ws.import_(write_xlsx(ws.dir / "f.xlsx", [wide_row(1), wide_row(2)], header, formulas=formulas))
+    assert (r.rows_read, r.rows_accepted, r.rows_empty, r.columns_unread) == (2, 2, 5, [])
+
+
+def test_xlsx_a_misspelt_column_on_a_later_sheet_is_named(ws):
+    header = ["Slutdatumm" if h == "Slutdatum" else h for h in wide_header()]
+    rows = [{("Slutdatumm" if c == "Slutdatum" else c): v for c, v in wide_row(1).items()}]
+    p = write_xlsx(ws.dir / "s.xlsx", rows, header, sheet="Export", before=NOTES)
+    with pytest.raises(ProfileMismatch, match=r"column 'Slutdatum' of profile 'generic_sv' not found, but the file has 'Slutdatumm' \(on sheet 'Export'\)"):
+        ws.import_(p)
+
+
+def test_xlsx_a_sheet_of_blanks_is_empty(ws):
+    p = write_xlsx(ws.dir / "b.xlsx", [], ["  ", "\n"], sheet="Tom")
+    with pytest.raises(ProfileMismatch, match=r"sheet 'Tom' is empty"):
+        ws.import_(p)
+
+
+def test_a_csv_column_of_tabs_and_line_breaks_is_not_called_unread(ws):
+    p = write_csv(ws.dir / "t.csv", [{**wide_row(1), "Tabs": "\t", "Breaks": "\n"}], wide_header() + ["Tabs", "Breaks"])
+    assert ws.import_(p).columns_unread == []
