@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,12 +32,19 @@ class Sheet:
     names: tuple[str, ...]  # every sheet of the workbook
     name: str  # this sheet's
     header: tuple[str, ...]
-    rows: pa.Table  # the rows below the header, as strings, named by the header
     header_row: int  # the header's row as the sheet shows it (from 1)
     problem: str | None  # why the header cannot be read by (``isu.headers.header_problem``), if it cannot
     cells: pa.RecordBatch = field(compare=False, repr=False)  # the whole sheet from its row 1
     filled: tuple[int, ...] = ()  # the first rows with a value (from 0): where a header may be
     errors: tuple[tuple[int, int, str], ...] = ()  # Excel error cells of ``cells``: (row, column, the text shown)
+
+    @cached_property
+    def rows(self) -> pa.Table:
+        """The rows below the header, as strings, named by the header (made when asked for: the
+        header search looks at several rows of a sheet)."""
+        if not self.header:
+            return pa.table({})
+        return _trimmed(pa.Table.from_batches([self.cells.slice(self.header_row)]).rename_columns(list(self.header)))
 
     def shown(self, columns: set[str]) -> pa.Table:
         """``rows`` with the error cells of ``columns`` (those a profile reads) as they show: a
@@ -106,13 +114,11 @@ def _at(names: tuple[str, ...], sheet: str, cells: pa.RecordBatch, top: int | No
         errors: tuple[tuple[int, int, str], ...]) -> Sheet:
     """The sheet read with its header on row ``top`` (from 0; None: the sheet has no value at all)."""
     if top is None:  # an empty sheet (or one of blanks): no header, no rows
-        return Sheet(names, sheet, (), pa.table({}), 1, None, cells, filled, errors)
+        return Sheet(names, sheet, (), 1, None, cells, filled, errors)
     first = cells.slice(top, 1).to_pylist()[0]
     texts = {c: text for r, c, text in errors if r == top}  # an error in a header cell names its column
     stripped = [(texts.get(i) or v or "").strip() for i, v in enumerate(first.values())]
-    header = name_empty(stripped)
-    rows = _trimmed(pa.Table.from_batches([cells.slice(top + 1)]).rename_columns(list(header)))
-    return Sheet(names, sheet, header, rows, top + 1, header_problem(stripped), cells, filled, errors)
+    return Sheet(names, sheet, name_empty(stripped), top + 1, header_problem(stripped), cells, filled, errors)
 
 
 def _trimmed(rows: pa.Table) -> pa.Table:
