@@ -123,8 +123,7 @@ def collect(found: list[Pending], malformed: list[tuple[int, str]], profile: Pro
     lines = sorted([line for line, _ in malformed] + list(blank))
     out = [Reject(line, "", None, "malformed_row", message("malformed_row", row=line, column=None, value=None, detail=kind.lower()))
            for line, kind in malformed]
-    # one cell, one reject: a wide row's instrument column is checked once for each of its time points
-    for ordinal, column, type_, value in sorted(dict.fromkeys(found), key=lambda f: f[0]):
+    for ordinal, column, type_, value in sorted(found, key=lambda f: f[0]):
         row = (_line_of(ordinal, lines) if lines else ordinal + 1) + header_row - 1
         if value is not None and len(value) > MAX_VALUE:  # a 100,000-character cell would make a file nobody opens
             value = value[:MAX_VALUE] + f"… ({len(value):,} characters)"

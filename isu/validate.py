@@ -337,6 +337,8 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
     groups = [("", None)] if profile.shape == "long" else [(f"m{g}_", g) for g in range(len(profile.groups))]
     for prefix, g in groups:
         tps = [None] if g is None else list(profile.groups[g].timepoints)
+        # a wide group's instrument is one cell for all its time points: checked once, when any is present
+        instrument_check, presents = None, []
         for tp in tps:
             p = prefix if tp is None else f"{prefix}{tp}_"
             names = {"timepoint": None, "instrument": prefix + "instrument", "measured_on": p + "measured_on", "value": p + "value"}
@@ -359,11 +361,18 @@ def typed_layer(profile: Profile, text: TextLayer) -> Layer:
                 kname = "_k_" + str(names[name] if tp else name)
                 known = kname if kname in text.cols else None
                 typed = mt[out] if constant else q(out)
+                if tp and name == "instrument":
+                    instrument_check = instrument_check or (display, _error(spec, x, typed, known=known), x)
+                    presents.append(present)
+                    continue
                 errs.append(_err_struct(display, f"CASE WHEN {present} THEN {_error(spec, x, typed, known=known)} END", x))
             for col, err in _rule_errors(Measurement.rules, {k: q(k) if k in cols else v for k, v in mt.items()}, prefix=p if tp else "").items():
                 errs.append(_err_struct(_display_column(profile, g, tp, "value"), f"CASE WHEN {present} THEN {err} END", raw[col]))
             if tp:
                 cols[f"{p}present"] = present
+        if instrument_check is not None:
+            display, err, x = instrument_check
+            errs.append(_err_struct(display, f"CASE WHEN {' OR '.join(presents)} THEN {err} END", x))
     # one error column per check (mostly NULL: cheap) stays inside the query; what is stored is
     # ``_ok`` and, for failing rows only, the list of {column, type, value} (CASE runs it for those)
     for i, (_, err, _) in enumerate(errs):
