@@ -307,7 +307,8 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
         typing = Typing(con, prof, src, municipality=municipality, params=params)
         if src.kind == "xlsx":
             cur.register("_isu_xlsx", src.book.shown(typing.read))
-        reader = open_scan(cur, scan, src if src.kind == "csv" else None)
+        csv = src.kind == "csv"
+        reader = open_scan(cur, scan, src if csv else None, trim=typing.read if csv else frozenset())
         shown = shown_fields(prof, src.header)
         for i, (raw, last) in enumerate(chunks(reader, stage_mod.CHUNK_ROWS if prof.shape == "wide" else None, stage_mod.WHOLE_ROWS)):
             chunk = typing(raw)

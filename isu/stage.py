@@ -31,6 +31,7 @@ from isu.schemas import Profile
 
 from .read import Source
 from .errors import InputError
+from .trim import BLANK, trim_columns
 from .validate import ROW, lit, q, text_layer, typed_layer
 
 __all__ = ["CHUNK_ROWS", "RECORD_FIELDS", "WHOLE_ROWS", "Malformed", "Stage", "Typing", "blank_rows", "chunks", "malformed_lines",
@@ -55,13 +56,14 @@ _KEYED = "municipality IS NOT NULL AND record_key IS NOT NULL"
 _KEYS = "(SELECT * FROM _isu_keys UNION ALL SELECT * FROM _isu_rkeys)"
 
 
-def open_scan(cur: duckdb.DuckDBPyConnection, scan: str, src: Source | None) -> Scan:
+def open_scan(cur: duckdb.DuckDBPyConnection, scan: str, src: Source | None, trim: set[str] | frozenset[str] = frozenset()) -> Scan:
     """Start reading the export's text on ``cur`` (a cursor of the workspace: the caller's
     connection stays free to type and write chunks). The reader owns ``cur`` until it is read to
     its end. A bare scan keeps the file's order (DuckDB's insertion order) and runs on all cores;
     ``chunks`` numbers its rows. (``row_number() OVER ()`` in SQL would read the file on one core.)
-    ``src``: the CSV it reads (None for a workbook), whose lines ``Scan`` accounts for."""
-    return Scan(cur.sql(f"SELECT * FROM {scan}").to_arrow_reader(_BATCH), src)
+    ``src``: the CSV it reads (None for a workbook), whose lines ``Scan`` accounts for; ``trim``:
+    the columns whose cells ``Scan`` trims (``isu.trim``: a workbook's cells come trimmed)."""
+    return Scan(cur.sql(f"SELECT * FROM {scan}").to_arrow_reader(_BATCH), src, trim)
 
 
 class Scan:
@@ -69,10 +71,11 @@ class Scan:
     lines of a CSV: a value holding a line break and as many delimiters as a line has (``merged``).
     Such a row is no row of the export, so it is never typed: ``malformed_lines`` reports it, and
     the lines it took. Also noted for that: the rows whose values span lines (``spans``), so that
-    line numbers in the file can be told from row numbers."""
+    line numbers in the file can be told from row numbers. Then the cells of the columns ``trim``
+    lose the whitespace around them (after the line breaks were counted)."""
 
-    def __init__(self, reader: pa.RecordBatchReader, src: Source | None) -> None:
-        self.reader, self.schema, self.src = reader, reader.schema, src
+    def __init__(self, reader: pa.RecordBatchReader, src: Source | None, trim: set[str] | frozenset[str] = frozenset()) -> None:
+        self.reader, self.schema, self.src, self.trim = reader, reader.schema, src, trim
         self.rows = 0  # rows read, the merged ones with them
         self._spans: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
@@ -82,7 +85,7 @@ class Scan:
                 batch = self._note(batch)
             else:
                 self.rows += batch.num_rows
-            yield batch
+            yield trim_columns(batch, self.trim) if self.trim else batch
 
     def _note(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         import pyarrow.compute as pc  # here: loading it costs every import 0.04 s, and few batches get here
@@ -166,8 +169,7 @@ class Typing:
         typed = self.con.sql(self.sql, params=self.params).to_arrow_table()
         self.empty += raw.num_rows - typed.num_rows
         if self.unread:
-            blank = lit(" \t\r\n")  # tabs and line breaks too: few columns, so the dearer trim costs nothing
-            counts = self.con.sql("SELECT " + ", ".join(f"count(nullif(trim({q(c)}, {blank}), ''))" for c in self.unread)
+            counts = self.con.sql("SELECT " + ", ".join(f"count(nullif(trim({q(c)}, {lit(BLANK)}), ''))" for c in self.unread)
                                   + " FROM _isu_raw").fetchall()[0]
             for c, n in zip(list(self.unread), counts):
                 self.unread[c] += n

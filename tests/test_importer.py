@@ -315,3 +315,33 @@ def test_accepted_plus_rejected_is_read_and_stored_matches(ws):
     r = ws.import_(write_csv(ws.dir / "a.csv", rows))
     assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (30, 20, 10)
     assert len(records(ws)) == r.rows_accepted == r.records_inserted
+
+
+def test_cells_lose_the_whitespace_around_them(ws):
+    """Tabs, line breaks and no-break spaces around a CSV cell (pasted from a word processor, or a
+    value that ends in a line break) are no part of it, as in a workbook's cells."""
+    rows = [wide_row(1, sex="K\t", need_area="\u00a0Boende ", record_key="K1\n", T0_value=" 3\r\n", person_id=" " + pnr(1) + "\t"),
+            wide_row(2, provider="\u2009Egen regi\u3000", started_on="\t2024-03-01", goal_attainment="3\t")]
+    r = ws.import_(write_csv(ws.dir / "pad.csv", rows))
+    assert (r.rows_read, r.rows_accepted, r.measurements) == (2, 2, 4), r.errors_by_type
+    recs = records(ws)
+    assert (recs["K1"]["need_area"], recs["K2"]["provider"], recs["K2"]["started_on"], recs["K2"]["goal_attainment"]) == (
+        "housing", "own", date(2024, 3, 1), "improved")
+    assert measurements(ws)["K1"][0][3] == 3.0
+
+
+def test_a_category_the_export_gives_is_checked_against_the_code_list(ws):
+    """The isu profile reads a category column: its labels become codes, and an unknown one is rejected."""
+    from isu.schemas import load_profile
+
+    prof = load_profile("isu")
+    header = [c for f, c in prof.columns.items() if f != "client"]
+    base = {"municipality": "0180", "person_id": pnr(1), "need_area": "housing", "intervention_code": "LOCAL9", "started_on": "2024-03-01"}
+    rows = [{**base, "record_key": "C1", "category": "Familjebehandling"}, {**base, "record_key": "C2", "category": "case_management"},
+            {**base, "record_key": "C3", "category": "motivational"}, {**base, "record_key": "C4", "category": ""}]
+    r = ws.import_(write_csv(ws.dir / "cat.csv", rows, header, delimiter=","), profile="isu")
+    assert (r.rows_read, r.rows_accepted) == (4, 2)
+    assert r.errors_by_type == {"not_in_code_list": 1, "unknown_intervention_code": 1}
+    assert {k: v["category"] for k, v in records(ws).items()} == {"C1": "family_support", "C2": "case_management"}
+    rejects = (ws.dir / "cat.rejects.csv").read_text(encoding="utf-8-sig")
+    assert "4;category;motivational;not_in_code_list" in rejects and "5;intervention_code;LOCAL9;unknown_intervention_code" in rejects
