@@ -107,6 +107,8 @@ def _print(r) -> None:
         return
     verb = "checked" if r.dry_run else "imported"
     how = f"{r.shape}, {r.encoding}, delimiter {r.delimiter!r}" if r.encoding else f"{r.shape}, xlsx sheet {r.sheet!r}"
+    if r.sheet_hidden:
+        how += " (hidden in Excel)"
     if r.header_row > 1:
         how += f", header on row {r.header_row}"
     empty = f" ({r.rows_empty:,} empty {'row' if r.rows_empty == 1 else 'rows'} left out)" if r.rows_empty else ""

@@ -49,6 +49,7 @@ class ImportResult:
     encoding: str | None
     delimiter: str | None
     sheet: str | None = None  # the workbook's sheet read (XLSX)
+    sheet_hidden: bool = False  # that sheet is hidden in Excel (read because a profile names it, or the only one that fits)
     header_row: int = 1  # the header's row (a workbook's may have a title or blank rows above it)
     municipalities: list[str] = field(default_factory=list)
     rows_read: int = 0
@@ -87,8 +88,8 @@ def _required_sources(profile: Profile, municipality: str | None) -> list[tuple[
 
 def choose_source(src: Source, name: str | None, municipality: str | None) -> tuple[Profile, Source]:
     """The profile and, for a workbook, the sheet to read: the one the named profile names, else
-    the first sheet, else the only other sheet whose header fits (a workbook often opens on a
-    sheet of notes, with the export on the next). A sheet's header that cannot be read (a name
+    the first sheet Excel shows, else the only other sheet whose header fits (a workbook often opens
+    on a sheet of notes, with the export on the next), a shown sheet before a hidden one. A sheet's header that cannot be read (a name
     repeated) stops the import only when it is the sheet read: a sheet of notes may repeat names."""
     if src.kind != "xlsx":
         return choose_profile(src, name, municipality), src
@@ -99,16 +100,17 @@ def choose_source(src: Source, name: str | None, municipality: str | None) -> tu
         return _readable(*_on_sheet(src, name, municipality))
     except ProfileMismatch as first:
         fits, near = [], None  # near: a later sheet whose header misspells a column (that says more)
-        for sheet in src.sheets[1:]:
+        for sheet in src.other_sheets:
             try:
                 fits.append(_on_sheet(src.on_sheet(sheet), name, municipality))
             except _Misspelt as e:
                 near = near or e
             except ProfileMismatch:
                 pass
-        if len(fits) == 1:
-            return _readable(*fits[0])
-        others = ", ".join(repr(s) for s in src.sheets[1:])
+        shown = [f for f in fits if not f[1].sheet_hidden]  # a hidden copy loses to the sheet a person sees
+        if len(shown) == 1 or len(fits) == 1:
+            return _readable(*(shown or fits)[0])
+        others = ", ".join(repr(s) for s in src.other_sheets)
         if fits:
             raise ProfileMismatch(mask_ids(
                 f"{src.path.name}: sheet {src.sheet!r} does not fit, and sheets {', '.join(repr(o.sheet) for _, o in fits)} all do; "
@@ -215,7 +217,8 @@ def import_file(
         _check_rejects_path(Path(path), Path(rejects_path))
     prof, src = choose_source(inspect_file(path), profile, municipality)
     res = ImportResult(mask_ids(str(path)), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, dry_run=dry_run,
-                       sheet=None if src.sheet is None else mask_ids(src.sheet), header_row=src.header_row)  # a sheet may be named after a person
+                       sheet=None if src.sheet is None else mask_ids(src.sheet), header_row=src.header_row,
+                       sheet_hidden=src.sheet_hidden)  # a sheet may be named after a person
     if not dry_run and not again and fetch_one(con, "SELECT 1 FROM imports WHERE file_sha256 = ? AND kind = 'file'", [src.sha256]):
         res.already_imported = True
         res.seconds = time.perf_counter() - t0

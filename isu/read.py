@@ -52,10 +52,12 @@ class Source:
     mixed_line_ends: bool = False  # CRLF and bare LF (line ends, or inside quoted values): read from a copy in memory
     cr_line_ends: bool = False  # lines end in a CR alone (Excel for Mac's "CSV (Macintosh)"): read from a copy in memory
     blank_lines: tuple[int, ...] = ()  # empty lines (from 1): DuckDB skips them, a spreadsheet shows them as rows
-    sheet: str | None = None  # XLSX: the sheet the header is from (the first unless ``on_sheet``)
+    sheet: str | None = None  # XLSX: the sheet the header is from (the first Excel shows unless ``on_sheet``)
     header_row: int = 1  # the header's row as a spreadsheet shows it (XLSX: blank rows may come before it)
     header_problem: str | None = None  # XLSX: why its header cannot be read (said only if the sheet is the one read)
     sheets: tuple[str, ...] = ()  # XLSX: every sheet of the workbook
+    other_sheets: tuple[str, ...] = ()  # XLSX: the sheets but this one, those Excel shows first
+    sheet_hidden: bool = False  # XLSX: this sheet is hidden in Excel
     #: XLSX: the sheet as read (``isu.workbook.Sheet``: its rows below the header, as an Arrow table
     #: of strings). Held, because fastexcel parses the whole sheet for any part of it, even the header.
     book: Any = field(default=None, compare=False, repr=False)
@@ -215,7 +217,8 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
 
 def _from_sheet(path: Path, sha: str, sheet: Sheet) -> Source:
     return Source(path, sha, "xlsx", header=sheet.header, sheet=sheet.name, sheets=sheet.names, book=sheet,
-                  header_row=sheet.header_row, header_problem=sheet.problem)
+                  header_row=sheet.header_row, header_problem=sheet.problem, other_sheets=sheet.others,
+                  sheet_hidden=sheet.name in sheet.hidden)
 
 
 def _quote(s: str) -> str:

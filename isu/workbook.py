@@ -38,6 +38,13 @@ class Sheet:
     cells: pa.RecordBatch = field(compare=False, repr=False)  # the whole sheet from its row 1
     filled: tuple[int, ...] = ()  # the first rows with a value (from 0): where a header may be
     errors: tuple[tuple[int, int, str], ...] = ()  # Excel error cells of ``cells``: (row, column, the text shown)
+    hidden: frozenset[str] = frozenset()  # the workbook's hidden sheets (Excel shows them only when asked to)
+
+    @property
+    def others(self) -> tuple[str, ...]:
+        """The workbook's other sheets, those Excel shows first: where the export may be instead."""
+        rest = [n for n in self.names if n != self.name]
+        return tuple(n for n in rest if n not in self.hidden) + tuple(n for n in rest if n in self.hidden)
 
     @cached_property
     def rows(self) -> pa.Table:
@@ -57,7 +64,7 @@ class Sheet:
 
     def at_row(self, row: int) -> Sheet:
         """The same sheet with its header on ``row`` (from 1): a title or notes above the table."""
-        return _at(self.names, self.name, self.cells, row - 1, self.filled, self.errors)
+        return _at(self.names, self.name, self.cells, row - 1, self.filled, self.errors, self.hidden)
 
     def header_rows(self) -> list[int]:
         """Rows (from 1) that may hold the header below the one taken, a title above it, say."""
@@ -82,7 +89,8 @@ def is_workbook(path: Path) -> bool:
 
 
 def read_sheet(path: Path, sheet: str | None) -> Sheet:
-    """The sheet called ``sheet`` (letter case aside; default: the first)."""
+    """The sheet called ``sheet`` (letter case aside; default: the first that Excel shows, as a
+    hidden sheet often holds the lists behind a form's drop-downs, or an old copy)."""
     try:
         import fastexcel
     except ImportError:  # pragma: no cover - declared dependency
@@ -96,7 +104,9 @@ def read_sheet(path: Path, sheet: str | None) -> Sheet:
         raise _unreadable(path, e) from None
     if not names:
         raise InputError(f"{path}: the workbook has no sheets")
-    sheet = _sheet_named(path, sheet, names) if sheet is not None else names[0]
+    hidden = _hidden_sheets(path) & set(names)
+    shown_first = [n for n in names if n not in hidden] or names
+    sheet = _sheet_named(path, sheet, names) if sheet is not None else shown_first[0]
     try:
         with _quiet_stderr():  # skip_rows=0: from the sheet's first row, not from its first cell with a value
             cells, errors = reader.load_sheet(sheet, header_row=None, dtypes="string", skip_rows=0).to_arrow_with_errors()
@@ -104,7 +114,7 @@ def read_sheet(path: Path, sheet: str | None) -> Sheet:
         raise _unreadable(path, e) from None
     shown = tuple((e.position[0], e.position[1], _error_text(e.detail)) for e in (errors.errors if errors is not None else ()))
     filled = _filled(cells)
-    return _at(tuple(names), sheet, cells, filled[0] if filled else None, filled, tuple(e for e in shown if e[2]))
+    return _at(tuple(names), sheet, cells, filled[0] if filled else None, filled, tuple(e for e in shown if e[2]), hidden)
 
 
 #: Rows with a value, from the top, in which a header is looked for (a title and notes above it).
@@ -112,14 +122,14 @@ HEADER_SEARCH = 10
 
 
 def _at(names: tuple[str, ...], sheet: str, cells: pa.RecordBatch, top: int | None, filled: tuple[int, ...],
-        errors: tuple[tuple[int, int, str], ...]) -> Sheet:
+        errors: tuple[tuple[int, int, str], ...], hidden: frozenset[str] = frozenset()) -> Sheet:
     """The sheet read with its header on row ``top`` (from 0; None: the sheet has no value at all)."""
     if top is None:  # an empty sheet (or one of blanks): no header, no rows
-        return Sheet(names, sheet, (), 1, None, cells, filled, errors)
+        return Sheet(names, sheet, (), 1, None, cells, filled, errors, frozenset(hidden))
     first = cells.slice(top, 1).to_pylist()[0]
     texts = {c: text for r, c, text in errors if r == top}  # an error in a header cell names its column
     stripped = [(texts.get(i) or v or "").strip() for i, v in enumerate(first.values())]
-    return Sheet(names, sheet, name_empty(stripped), top + 1, header_problem(stripped), cells, filled, errors)
+    return Sheet(names, sheet, name_empty(stripped), top + 1, header_problem(stripped), cells, filled, errors, frozenset(hidden))
 
 
 def _trimmed(rows: pa.Table) -> pa.Table:
@@ -169,6 +179,21 @@ def _quiet_stderr():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _hidden_sheets(path: Path) -> frozenset[str]:
+    """Names of the sheets the workbook hides (``state="hidden"`` or ``"veryHidden"`` in
+    xl/workbook.xml; fastexcel tells it only of a sheet already parsed whole). Unreadable: none."""
+    import zipfile
+    from xml.etree import ElementTree
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            root = ElementTree.fromstring(z.read("xl/workbook.xml"))
+    except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError):
+        return frozenset()
+    return frozenset(e.get("name", "") for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "sheet"
+                     and e.get("state", "visible") != "visible")
 
 
 def _sheet_named(path: Path, sheet: str, names: list[str]) -> str:

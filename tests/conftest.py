@@ -116,10 +116,12 @@ def write_csv(path: Path, rows: list[dict], header: list[str] | None = None, *, 
 def write_xlsx(path: Path, rows: list[dict], header: list[str] | None = None, *, typed: dict[str, object] | None = None,
                sheet: str = "Export", before: dict[str, list[list[str]]] | None = None,
                after: dict[str, list[list[str]]] | None = None, at: tuple[int, int] = (0, 0),
-               formulas: dict[tuple[int, str], tuple[str, str]] | None = None) -> Path:
+               formulas: dict[tuple[int, str], tuple[str, str]] | None = None,
+               hidden: dict[str, str] | None = None) -> Path:
     """Write rows as an XLSX sheet; ``typed`` maps a column to a cell converter (numbers, dates);
     ``before``/``after``: other sheets (name → rows of cells) around the export's; ``at``: the
-    header's cell (row, column from 0); ``formulas``: (row from 1, column) → (formula, its cached value)."""
+    header's cell (row, column from 0); ``formulas``: (row from 1, column) → (formula, its cached value);
+    ``hidden``: sheet name → 'hidden' or 'veryHidden' (the first shown sheet is made the active one)."""
     import xlsxwriter
 
     header = header or wide_header()
@@ -154,6 +156,14 @@ def write_xlsx(path: Path, rows: list[dict], header: list[str] | None = None, *,
             else:
                 ws.write_string(top + i, left + j, str(v))
     plain(after)
+    if hidden:
+        sheets = wb.worksheets()
+        shown = next(w for w in sheets if w.get_name() not in hidden)  # Excel hides no active sheet
+        shown.activate()
+        shown.set_first_sheet()
+        for w in sheets:
+            if w.get_name() in hidden:
+                w.very_hidden() if hidden[w.get_name()] == "veryHidden" else w.hide()
     wb.close()
     return Path(path)
 

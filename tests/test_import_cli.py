@@ -335,6 +335,16 @@ def test_summary_says_where_a_workbooks_header_is_when_not_on_row_1(isu, ws):
     assert p.returncode == 0 and "xlsx sheet 'Export', header on row 3" in p.stdout
 
 
+def test_summary_says_when_the_sheet_read_is_hidden_in_excel(isu, ws):
+    from conftest import write_xlsx
+
+    path = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], sheet="Data", before={"Info": [["Uppföljning"]]}, hidden={"Data": "hidden"})
+    p = isu("import", str(path), "--json", env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 0 and json.loads(p.stdout)["sheet_hidden"] is True
+    p = isu("import", str(path), "--again", env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 0 and "xlsx sheet 'Data' (hidden in Excel)" in p.stdout
+
+
 def test_a_file_named_after_a_person_id_is_masked_in_output_and_workspace(isu, ws):
     pid = "19870127-4832"
     folder = ws.dir / pid

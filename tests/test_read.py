@@ -225,6 +225,38 @@ def test_xlsx_first_sheet_wins_when_it_fits(ws):
     assert ws.import_(p).sheet == "Export"
 
 
+def test_xlsx_a_hidden_sheet_is_passed_over_for_the_first_one_excel_shows(ws):
+    """A hidden first sheet (an old copy of the export, say) is not what a person sees on opening
+    the workbook: the first shown sheet is read, though both fit."""
+    old = [wide_header(), [wide_row(9).get(h) or "" for h in wide_header()]]
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], sheet="Data", before={"Gammal": old}, hidden={"Gammal": "hidden"})
+    r = ws.import_(p)
+    assert (r.sheet, r.sheet_hidden, r.rows_accepted) == ("Data", False, 1)
+    with ws.connect() as con:
+        assert con.execute("SELECT record_key FROM records").fetchall() == [("K1",)]
+
+
+def test_xlsx_a_hidden_sheet_read_is_said_to_be_hidden(ws):
+    """When the only sheet that fits is hidden (veryHidden: not even Excel's Unhide lists it), it is
+    read, and the summary says so, since the person who looks for it in Excel will not see it."""
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], sheet="Data", before=NOTES, hidden={"Data": "veryHidden"})
+    r = ws.import_(p)
+    assert (r.sheet, r.sheet_hidden, r.rows_accepted) == ("Data", True, 1)
+
+
+def test_xlsx_hidden_sheets_come_last_in_the_search(ws):
+    """A workbook that opens on notes, with the export on a shown sheet and a copy on a hidden one:
+    the shown one is read, not asked about (a person who opens the workbook sees only it)."""
+    copy = [wide_header(), [wide_row(9).get(h) or "" for h in wide_header()]]
+    p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1)], sheet="Data", before={"Kopia": copy, **NOTES}, hidden={"Kopia": "hidden"})
+    r = ws.import_(p)
+    assert (r.sheet, r.sheet_hidden, r.rows_accepted) == ("Data", False, 1)
+    two = write_xlsx(ws.dir / "two.xlsx", [wide_row(1)], sheet="Data", before={"Kopia": copy, **NOTES},
+                     after={"Data2": copy}, hidden={"Kopia": "hidden"})
+    with pytest.raises(ProfileMismatch, match=r"sheets 'Data', 'Data2', 'Kopia' all do"):
+        ws.import_(two)  # two shown sheets fit: asked which
+
+
 def test_xlsx_without_a_fitting_sheet_says_which_sheets_it_tried(ws):
     p = write_xlsx(ws.dir / "w.xlsx", [{"a": "1"}], header=["a", "b"], sheet="Blad1", after={"Blad2": [["c"]]})
     with pytest.raises(ProfileMismatch, match=r"\(on sheet 'Blad1', whose first row with a value, row 1, must be the header; no other sheet fits either: 'Blad2'\)"):
