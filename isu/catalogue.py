@@ -40,6 +40,7 @@ CATALOGUE: dict[str, ErrorType] = {
         ErrorType("duplicate_key", "Duplicate record key", "row {row}, column {column}: record key {value!r} occurs on more than one row of this file"),
         ErrorType("duplicate_measurement", "Duplicate measurement", "row {row}: the same record, time point and instrument occur on more than one row"),
         ErrorType("conflicting_record", "Conflicting record rows", "row {row}, column {column}: the rows of one record (same record key) disagree here{detail}; give the record the same value on each of its rows"),
+        ErrorType("incomplete_record", "Record with a rejected row", "row {row}, column {column}: another row of this record (same record key) was rejected, so none of its rows is stored from this file (a record stored earlier is kept as it was); fix that row and import again"),
     )
 }
 

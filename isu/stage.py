@@ -330,7 +330,13 @@ def _flags(profile: Profile, cross: bool, shown: dict[str, str]) -> list[tuple[s
                             HAVING NOT ({differ})) USING (municipality, record_key)""", key_col, "conflicting_record", "NULL"))  # in a field not shown
     repeated = f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c
                    FROM _isu_chunk WHERE {_KEYED} AND timepoint IS NOT NULL AND instrument IS NOT NULL) WHERE c > 1"""
-    return [*conflicting, (repeated, profile.long.get("timepoint", "timepoint"), "duplicate_measurement", "NULL")]
+    # a record is stored whole or not at all: a row rejected on its own (or for a repeated
+    # measurement) rejects the record's other rows too; written without it, the record would lose
+    # that measurement (or field), and a re-export would delete the stored one
+    incomplete = f"""SELECT c._row FROM _isu_chunk c SEMI JOIN (SELECT municipality, record_key FROM _isu_chunk WHERE {_KEYED}
+                     AND (NOT _ok OR _row IN ({repeated}))) USING (municipality, record_key) WHERE c._ok AND c._row NOT IN ({repeated})"""
+    return [*conflicting, (repeated, profile.long.get("timepoint", "timepoint"), "duplicate_measurement", "NULL"),
+            (incomplete, key_col, "incomplete_record", "NULL")]
 
 
 def shown_fields(profile: Profile, header: tuple[str, ...] | list[str]) -> dict[str, str]:

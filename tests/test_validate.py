@@ -66,7 +66,8 @@ def long_result(tmp_path_factory):
 
 
 def test_catalogue_is_covered_by_these_tests():
-    covered = set(WIDE_CASES) | {"duplicate_key", "malformed_row", "duplicate_measurement", "conflicting_record"}
+    covered = set(WIDE_CASES) | {"duplicate_key", "malformed_row", "duplicate_measurement", "conflicting_record",
+                                   "incomplete_record"}
     assert covered == set(CATALOGUE)
 
 
@@ -249,15 +250,37 @@ def test_conflicting_record_names_every_field_its_rows_disagree_on(ws):
     assert (result.rows_accepted, result.rows_rejected) == (0, 3)
 
 
-def test_a_row_with_an_error_of_its_own_is_not_also_a_conflict(ws):
-    """A bad start date on one row of a long record is that row's bad_date, not a disagreement that
-    rejects its record's other rows too."""
+def test_a_row_with_an_error_of_its_own_rejects_its_record_not_as_a_conflict(ws):
+    """A bad start date on one row of a long record is that row's bad_date, not a disagreement; the
+    record's other rows are rejected as incomplete (stored without that row, the record would lose
+    its measurement), and none of them is stored."""
     rows = long_rows(1, measurements=(("Start", "3"), ("Avslut", "2"), ("Uppföljning", "1")))
     rows[1]["Startdatum"] = "2024-13-15"
+    rows += long_rows(2)  # rows 5-6: a record of its own, stored
     result = ws.import_(write_csv(ws.dir / "own.csv", rows, long_header()))
     got = [(r["row"], r["column"], r["error_type"]) for r in read_rejects(result.rejects_file)]
-    assert got == [("3", "Startdatum", "bad_date")]
-    assert (result.rows_accepted, result.rows_rejected, result.measurements) == (2, 1, 2)
+    assert got == [("2", "Ärende-ID", "incomplete_record"), ("3", "Startdatum", "bad_date"), ("4", "Ärende-ID", "incomplete_record")]
+    assert (result.rows_accepted, result.rows_rejected, result.measurements, result.records_inserted) == (2, 3, 2, 1)
+
+
+def test_a_bad_row_in_a_long_re_export_keeps_the_stored_record(ws):
+    """A corrected long re-export in which one of a record's rows is now wrong leaves the stored
+    record and all its measurements as they were (found by QA: the record was rewritten without
+    that row's measurement)."""
+    rows = long_rows(1, measurements=(("Start", "3"), ("Avslut", "2"))) + long_rows(2)
+    ws.import_(write_csv(ws.dir / "v1.csv", rows, long_header()))
+    rows[1]["Värde"] = "9"  # out of range
+    rows[2]["Värde"] = "1"  # record 2 corrected
+    result = ws.import_(write_csv(ws.dir / "v2.csv", rows, long_header()))
+    assert (result.rows_rejected, result.records_updated, result.records_unchanged) == (2, 1, 0)
+    assert [(r["row"], r["error_type"]) for r in read_rejects(result.rejects_file)] == [("2", "incomplete_record"), ("3", "out_of_range")]
+    from duckdb import connect
+
+    with connect(str(ws.db), read_only=True) as con:
+        stored = con.execute("SELECT record_key, timepoint, value FROM measurements ORDER BY ALL").fetchall()
+    key1, key2 = rows[0]["Ärende-ID"], rows[2]["Ärende-ID"]
+    assert [(k, t) for k, t, _ in stored] == sorted([(key1, "T0"), (key1, "T1"), (key2, "T0"), (key2, "T1")])
+    assert dict(((k, t), v) for k, t, v in stored)[(key1, "T1")] == 2.0 and dict(((k, t), v) for k, t, v in stored)[(key2, "T0")] == 1.0
 
 
 def test_conflict_in_a_field_not_shown_still_rejects_the_record():
