@@ -8,6 +8,7 @@ ignore case, and the profile match ignores both (``Profile.spelt_as``), so of ``
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 from isu.schemas.profiles import header_key
 
@@ -18,10 +19,10 @@ __all__ = ["header_problem", "name_empty"]
 
 def header_problem(header: list[str]) -> str | None:
     """What makes ``header`` (its cells, stripped) unreadable, or None: a name repeated."""
-    keys = [header_key(h) for h in header if h]
-    if len(set(keys)) == len(keys):
+    keys = Counter(header_key(h) for h in header if h)
+    if all(n == 1 for n in keys.values()):
         return None
-    dup = sorted({h for h in header if h and keys.count(header_key(h)) > 1})
+    dup = sorted({h for h in header if h and keys[header_key(h)] > 1})
     same = " (letter case and spacing do not count)" if len(dup) > len({header_key(d) for d in dup}) else ""
     return f"the header repeats column names {mask_ids(str(dup))}{same}; each column needs its own name"
 

@@ -52,6 +52,8 @@ class Source:
     mixed_line_ends: bool = False  # CRLF and bare LF (line ends, or inside quoted values): read from a copy in memory
     cr_line_ends: bool = False  # lines end in a CR alone (Excel for Mac's "CSV (Macintosh)"): read from a copy in memory
     blank_lines: tuple[int, ...] = ()  # empty lines (from 1): DuckDB skips them, a spreadsheet shows them as rows
+    lines: int = 0  # CSV: the file's lines (a last one without a line end too), every one of which an import accounts for
+    header_lines: int = 1  # CSV: the lines of the header row (a quoted name may span lines)
     sheet: str | None = None  # XLSX: the sheet the header is from (the first Excel shows unless ``on_sheet``)
     header_row: int = 1  # the header's row as a spreadsheet shows it (XLSX: blank rows may come before it)
     header_problem: str | None = None  # XLSX: why its header cannot be read (said only if the sheet is the one read)
@@ -75,9 +77,9 @@ class Source:
         return _from_sheet(self.path, self.sha256, self.book.at_row(row))
 
 
-def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool, bool, tuple[int, ...]]:
+def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool, bool, tuple[int, ...], int]:
     """One pass: SHA-256, the encoding, BOM, the first chunk, any byte 0x80-0x9F, mixed line ends,
-    CR line ends, the empty lines.
+    CR line ends, the empty lines, the lines.
     The hash runs in a second thread (hashlib lets go of the GIL) beside the checks of the text.
 
     UTF-8 unless the bytes that do not decode as UTF-8 outnumber the multi-byte sequences that do
@@ -122,8 +124,9 @@ def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool,
     # lines end in CRs alone when those outnumber the other line breaks (LFs inside values, say)
     cr_ends = crs - lines.crlf > lines.count
     mixed = not cr_ends and 0 < lines.crlf < lines.count  # some LFs after a CR, some not
-    blank = _lines_of(_as_lf(path.read_bytes())).empty if cr_ends else lines.empty
-    return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), bom, first, c1, mixed, cr_ends, tuple(blank)
+    if cr_ends:
+        lines = _lines_of(_as_lf(path.read_bytes()))
+    return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), bom, first, c1, mixed, cr_ends, tuple(lines.empty), lines.total()
 
 
 def _as_lf(data: bytes) -> bytes:
@@ -162,6 +165,10 @@ class _Lines:
             self.start = self.offset + int(lf[-1]) + 1
         self.last, self.offset = int(octets[-1]), self.offset + len(octets)
 
+    def total(self) -> int:
+        """The file's lines: its line ends, and a last line without one."""
+        return self.count + (self.offset > self.start)
+
 
 def _first_record(text: str, delimiter: str | None) -> tuple[str, list[str]]:
     lines = text.splitlines()
@@ -186,7 +193,7 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        sha, found, bom, first, c1, mixed, cr_ends, blank = _digest_and_encoding(path)
+        sha, found, bom, first, c1, mixed, cr_ends, blank, total = _digest_and_encoding(path)
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
     if not first:
@@ -212,7 +219,7 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
     if (problem := header_problem(header)) is not None:
         raise InputError(f"{path}: {problem}")
     return Source(path, sha, "csv", enc, bom, c1, delim, name_empty(header), mixed_line_ends=mixed, cr_line_ends=cr_ends,
-                  blank_lines=blank)
+                  blank_lines=blank, lines=total, header_lines=1 + sum(h.count("\n") for h in header))
 
 
 def _from_sheet(path: Path, sha: str, sheet: Sheet) -> Source:

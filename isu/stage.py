@@ -77,6 +77,7 @@ class Scan:
     def __init__(self, reader: pa.RecordBatchReader, src: Source | None, trim: set[str] | frozenset[str] = frozenset()) -> None:
         self.reader, self.schema, self.src, self.trim = reader, reader.schema, src, trim
         self.rows = 0  # rows read, the merged ones with them
+        self.aside: list[tuple[int, int]] = []  # (first line, line breaks) of the rows DuckDB set aside (``malformed_lines``)
         self._spans: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
@@ -219,7 +220,10 @@ def malformed_lines(cur: duckdb.DuckDBPyConnection, src: Source, scan: Scan | No
     cur.execute("DROP TABLE IF EXISTS reject_errors")
     cur.execute("DROP TABLE IF EXISTS reject_scans")
     spans, read = (scan.spans(), scan.rows) if scan is not None else (_NO_SPANS, 0)
-    return _explain(src, [(int(line), kind, None if cut else int(n)) for line, kind, n, cut in rows], *spans, read)
+    out, aside = _explain(src, [(int(line), kind, None if cut else int(n)) for line, kind, n, cut in rows], *spans, read)
+    if scan is not None:
+        scan.aside = aside
+    return out
 
 
 def blank_rows(src: Source, scan: Scan | None) -> list[int]:
@@ -270,21 +274,24 @@ def _explain(src: Source, bad: list[tuple[int, str, int | None]], scan_rows: np.
     last = max([int(_rows_of(np.array([read]), taken)[0]), *taken.tolist()])  # the file's last row
     fine_rows, fine_before = rows[~merged], np.cumsum(breaks[~merged])  # values spanning lines, read as they should be
     records = bad + [(int(row), "merged", int(n)) for row, n in zip(rows[merged], breaks[merged])]
-    out, aside = [], 0  # aside: the line breaks inside the rows set aside so far
+    out, aside, spans = [], 0, []  # aside: the line breaks inside the rows set aside so far; spans: (first line, breaks) of DuckDB's
     for row, kind, n in sorted(records, key=lambda r: r[0]):
         i = int(np.searchsorted(fine_rows, row))
         first = row + aside + (int(fine_before[i - 1]) if i else 0)
+        closed = True
         if n is None:  # DuckDB cut its text: count its lines in the file
-            n = _breaks_from(src.path, first)
+            n, closed = _breaks_from(src.path, first)
         aside += n
-        if n and row == last and kind in ("UNQUOTED VALUE", "LINE SIZE OVER MAXIMUM"):
+        if kind != "merged":
+            spans.append((first, n))
+        if not closed or (n and row == last and kind in ("UNQUOTED VALUE", "LINE SIZE OVER MAXIMUM")):
             raise InputError(f"{src.path.name}: line {first}: a quote (\") opens a value that never closes, so the rest of "
                              "the file would be read as one value; fix the quote and import again")
         what = [] if kind == "merged" else [_KINDS.get(kind, kind.lower())]
         if n:
             what.append(f"lines {first}-{first + n} read as one row: a quote opens at line {first} and closes at line {first + n}")
         out.append((row, "; ".join(what)))
-    return out
+    return out, spans
 
 
 def _rows_of(scan_rows: np.ndarray, taken: np.ndarray) -> np.ndarray:
@@ -294,17 +301,17 @@ def _rows_of(scan_rows: np.ndarray, taken: np.ndarray) -> np.ndarray:
     return scan_rows + 1 + np.searchsorted(taken - np.arange(len(taken)), scan_rows + 1, side="right")
 
 
-def _breaks_from(path: Path, line: int) -> int:
+def _breaks_from(path: Path, line: int) -> tuple[int, bool]:
     """Line breaks inside the row that starts on ``line`` of the file: the lines until its quotes
-    pair up (or the file ends). For rows too long for DuckDB to keep their text."""
+    pair up, and whether they do before the file ends. For rows too long for DuckDB to keep their text."""
     quotes = breaks = 0
     with path.open("rb") as f:
         for text in itertools.islice(f, line - 1, None):
             quotes += text.count(b'"')
             if quotes % 2 == 0:
-                return breaks
+                return breaks, True
             breaks += 1
-    return max(breaks - 1, 0)
+    return max(breaks - 1, 0), False
 
 
 def _flags(profile: Profile, cross: bool, shown: dict[str, str]) -> list[tuple[str, str, str, str]]:
@@ -328,8 +335,7 @@ def _flags(profile: Profile, cross: bool, shown: dict[str, str]) -> list[tuple[s
     differ = " OR ".join(differs.values()) or "false"
     conflicting.append((f"""SELECT _row FROM _isu_conflicts SEMI JOIN (SELECT municipality, record_key FROM _isu_conflicts GROUP BY ALL
                             HAVING NOT ({differ})) USING (municipality, record_key)""", key_col, "conflicting_record", "NULL"))  # in a field not shown
-    repeated = f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c
-                   FROM _isu_chunk WHERE {_KEYED} AND timepoint IS NOT NULL AND instrument IS NOT NULL) WHERE c > 1"""
+    repeated = "SELECT _row FROM _isu_repeated"  # kept by ``Stage``: its window runs once, for two checks
     # a record is stored whole or not at all: a row rejected on its own (or for a repeated
     # measurement) rejects the record's other rows too; written without it, the record would lose
     # that measurement (or field), and a re-export would delete the stored one
@@ -385,6 +391,7 @@ class Stage:
             self.tables["conflicts"] = self.arrow(f"""SELECT _row, {', '.join(RECORD_FIELDS)} FROM _isu_chunk SEMI JOIN
                 (SELECT municipality, record_key FROM _isu_chunk WHERE _ok AND {_KEYED} GROUP BY ALL HAVING count(DISTINCT ({fields})) > 1)
                 USING (municipality, record_key) WHERE _ok""")
+            self.tables["repeated"] = self.arrow(_REPEATED)
         parts = " UNION ALL ".join(
             f"SELECT _row, {{'column': {lit(col)}, 'type': '{type_}', 'value': CAST({value} AS VARCHAR)}} AS e "
             f"FROM _isu_chunk WHERE _row IN ({rows})" for rows, col, type_, value in _flags(profile, cross, shown))
@@ -408,8 +415,8 @@ class Stage:
 
     def _query(self, sql: str, params=None, *, arrow: bool = False):
         """DuckDB reads the tables by name from this frame's variables (its replacement scan)."""
-        _isu_chunk, _isu_flags, _isu_old, _isu_acc, _isu_late, _isu_conflicts = (  # noqa: F841 - read by name in the SQL
-            self.tables.get(k) for k in ("chunk", "flags", "old", "acc", "late", "conflicts"))
+        _isu_chunk, _isu_flags, _isu_old, _isu_acc, _isu_late, _isu_conflicts, _isu_repeated = (  # noqa: F841 - read by name in the SQL
+            self.tables.get(k) for k in ("chunk", "flags", "old", "acc", "late", "conflicts", "repeated"))
         sql = self._bind(sql)
         return self.con.sql(sql).to_arrow_table() if arrow else self.con.execute(sql, params).fetchall()
 
@@ -419,6 +426,9 @@ class Stage:
         return self.tables[name].num_rows
 
 
+#: A long record's rows giving one instrument at one time point more than once (a measurement stored twice).
+_REPEATED = f"""SELECT _row FROM (SELECT _row, count(*) OVER (PARTITION BY municipality, record_key, timepoint, instrument) AS c
+                FROM _isu_chunk WHERE {_KEYED} AND timepoint IS NOT NULL AND instrument IS NOT NULL) WHERE c > 1"""
 _STAGE_REF = re.compile(r"\b_isu_stage\b(?!\.)")
 
 

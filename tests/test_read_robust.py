@@ -83,6 +83,38 @@ def test_the_line_of_a_quote_that_never_closes_counts_the_lines_of_values_before
         ws.import_(p)
 
 
+def _big(path: Path, rows: int) -> list[bytes]:
+    """An export of ``rows`` rows, larger than DuckDB's CSV buffer (the record of line 2 over and over)."""
+    lines = _export(path, 1)
+    return lines[:1] + [lines[1]] * rows + [b""]
+
+
+@pytest.mark.parametrize("closes", [None, 100_000])
+def test_a_stray_quote_early_in_a_large_file_fails_the_file_instead_of_losing_lines(ws, closes):
+    # DuckDB goes on from its next buffer (~8 MB on): the lines between were in no row, no reject
+    p = ws.dir / "large.csv"
+    lines = _big(p, 120_000)
+    lines[3] = _quote(lines[3], b"Boende", opens=True)
+    if closes:
+        lines[closes - 1] = _quote(lines[closes - 1], b"Boende", opens=False)
+    with pytest.raises(InputError) as e:
+        ws.import_(_save(p, lines))
+    assert str(e.value).startswith("large.csv: line 4: a quote (\") opens a value that " + ("closes only at line 100000" if closes else "never closes"))
+    assert _stored(ws) == (0, 0, 0)
+
+
+def test_a_cell_larger_than_duckdbs_buffer_fails_the_file_naming_its_line(ws):
+    # DuckDB rejects a row over a megabyte, but one over its buffer vanishes: read 2, rejected 0
+    p = ws.dir / "cell.csv"
+    lines = _export(p, 3, comment={})
+    lines[2] = lines[2] + b"x" * (40 << 20)  # the Kommentar cell of line 3
+    with pytest.raises(InputError) as e:
+        ws.import_(_save(p, lines))
+    assert str(e.value) == ("cell.csv: 1 line of the file could not be read as rows: line 3 is longer than a megabyte (a quote "
+                            "that never closes, or a cell too large to be a value); nothing was imported. Fix the file and import again")
+    assert _stored(ws) == (0, 0, 0)
+
+
 def test_a_quote_that_opens_on_the_last_line_rejects_that_row_only(ws):
     p = ws.dir / "last.csv"
     lines = _export(p, 5)
@@ -337,12 +369,12 @@ def test_an_empty_line_after_a_value_spanning_lines(ws, value):
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 4 << 20])
-def test_empty_lines_are_found_whatever_the_pieces_the_file_is_read_in(tmp_path, chunk, monkeypatch):
+def test_empty_lines_and_all_lines_are_found_whatever_the_pieces_the_file_is_read_in(tmp_path, chunk, monkeypatch):
     import isu.read
 
     monkeypatch.setattr(isu.read, "CHUNK", chunk)
     p = tmp_path / "x.csv"
-    for data, want in [(b"h\na\n\nb\r\n\r\nc\n", (3, 5)), (b"h\n\n\n", (2, 3)), (b"h\na\nb", ()), (b"h\r\n\r\nx", (2,)),
-                       (b"h\r\na\r\nb\r\n", ()), (b"h\ra\r\rb\r", (3,))]:
+    for data, want, lines in [(b"h\na\n\nb\r\n\r\nc\n", (3, 5), 6), (b"h\n\n\n", (2, 3), 3), (b"h\na\nb", (), 3),
+                              (b"h\r\n\r\nx", (2,), 3), (b"h\r\na\r\nb\r\n", (), 3), (b"h\ra\r\rb\r", (3,), 4)]:
         p.write_bytes(data)
-        assert isu.read._digest_and_encoding(p)[-1] == want
+        assert isu.read._digest_and_encoding(p)[-2:] == (want, lines)
