@@ -8,14 +8,34 @@ their SHA-256) and makes a fresh publication and dashboard.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from isu.errors import UsageError, WorkspaceReadOnly
 from isu.keys import load_key, new_key
 
 from .main import emit, out
+
+
+def _demo_folder(dir_: Optional[Path]) -> Path:
+    """DIR (created if missing) or the current folder: a folder this user can write in. Not one:
+    exit 2 (a --dir that names a file); cannot be written: exit 4, as for a workspace in a read-only folder."""
+    folder = (dir_ or Path.cwd()).resolve()
+    named = "the current folder" if dir_ is None else f"--dir {dir_}"
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--dir {dir_} is a file, not a folder; name a folder for the demo (it is created if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except PermissionError as e:
+        raise WorkspaceReadOnly(f"cannot create the demo folder {folder}: {e.strerror}; pass --dir with a folder you can write in") from None
+    except OSError as e:  # a file on the way (--dir file.txt/sub)
+        raise UsageError(f"cannot create the demo folder {folder}: {e.strerror}; pass --dir with another folder") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise WorkspaceReadOnly(f"cannot write in {folder} ({named}); run isu demo in a folder you can write in, or pass --dir FOLDER")
+    return folder
 
 
 def demo(
@@ -34,8 +54,7 @@ def demo(
     from isu.sample_data import generate, load_manifest
     from isu.store import connect
 
-    folder = (dir_ or Path.cwd()).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _demo_folder(dir_)
     key_path = folder / "isu.key"
     key = load_key(key_path) if key_path.exists() else new_key(key_path)
     data = folder / "sample_exports"

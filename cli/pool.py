@@ -59,7 +59,7 @@ def export_cmd(
 @pool_app.command("import")
 def import_cmd(
     ctx: typer.Context,
-    packages: list[Path] = typer.Argument(..., help="Package files from the municipalities."),
+    packages: list[Path] = typer.Argument(..., help="Package files from the municipalities.", readable=False),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
 ) -> None:
     """Verify packages and merge them into this (regional) workspace, all or nothing."""

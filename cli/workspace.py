@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from isu.keys import new_key
+from isu.pseudonym import mask_ids
 from isu.status import workspace_status
 from isu.store import TABLE_DOCS, connect
 
@@ -21,8 +22,8 @@ def init(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="P
     db = ctx.obj.db
     existed = db.exists()
     connect(db, create=True).close()
-    emit({"db": str(db), "created": not existed, "tables": TABLE_DOCS}, json_,
-         f"{'Workspace already exists' if existed else 'Created workspace'}: {db}")
+    emit({"db": mask_ids(str(db)), "created": not existed, "tables": TABLE_DOCS}, json_,
+         f"{'Workspace already exists' if existed else 'Created workspace'}: {mask_ids(str(db))}")
 
 
 @key_app.command("new")
@@ -38,8 +39,9 @@ def key_new(
     """
     path = out_path or ctx.obj.key_file
     key = new_key(path)
-    emit({"key_file": str(path), "fingerprint": key.fingerprint}, json_,
-         f"Wrote pool key {path} (mode 0600). Fingerprint: {key.fingerprint}")
+    shown = mask_ids(str(path))  # a path the user gave, shown as all output is: with anything shaped like a person id masked
+    emit({"key_file": shown, "fingerprint": key.fingerprint}, json_,
+         f"Wrote pool key {shown} (mode 0600). Fingerprint: {key.fingerprint}")
 
 
 def status(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="Print one JSON summary object.")) -> None:
@@ -52,12 +54,15 @@ def status(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help=
     if json_:
         emit(s, True)
         return
-    out.print(f"Workspace {ctx.obj.db}")
+    out.print(f"Workspace {mask_ids(str(ctx.obj.db))}")
     out.print(f"  records: {s['records']:,}  clients: {s['clients']:,}  measurements: {s['measurements']:,}  municipalities: {len(s['municipalities'])}")
-    out.print(f"  imports: {len(s['imports'])}  rejected rows: {s['rows_rejected']:,}  publications: {s['publications']}")
+    replaced = s["rows_rejected_all"] - s["rows_rejected"]
+    out.print(f"  imports: {len(s['imports'])}  rejected rows: {s['rows_rejected']:,} (latest import of each file"
+              f"{f'; {replaced:,} more in imports replaced since' if replaced else ''})  publications: {s['publications']}")
     for imp in s["imports"][-10:]:
+        by = f", replaced by #{imp['superseded_by']}" if imp["superseded_by"] is not None else ""
         out.print(f"  #{imp['import_id']} {imp['kind']} {imp['file_name']}: read {imp['rows_read']:,}, accepted {imp['rows_accepted']:,}, "
-                  f"rejected {imp['rows_rejected']:,} ({imp['finished_at']:%Y-%m-%d %H:%M})")
+                  f"rejected {imp['rows_rejected']:,} ({imp['finished_at']:%Y-%m-%d %H:%M}{by})")
 
 
 def register(app: typer.Typer) -> None:

@@ -19,7 +19,7 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 
 from isu import __version__
-from isu.errors import IsuError
+from isu.errors import UsageError
 from isu.store import connect
 
 from .data import latest_publication, load_cells, published_geos
@@ -137,5 +137,5 @@ def build_dashboard(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
     except OSError as e:
-        raise IsuError(f"cannot write the dashboard to {path}: {e.strerror or e}; choose another --out") from None
+        raise UsageError(f"cannot write the dashboard to {path}: {e.strerror or e}; choose another --out") from None
     return DashboardResult(path, path.stat().st_size, time.perf_counter() - started, pid, scope.focus.label, lang)

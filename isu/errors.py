@@ -30,7 +30,8 @@ class IsuError(Exception):
 
 class UsageError(IsuError):
     """Options that cannot work together or name nothing valid (a municipality code that does not
-    exist, a rejects file that would overwrite the export)."""
+    exist, a rejects file that would overwrite the export), or an output (``--rejects``, ``--out``,
+    a key file) where this user cannot write."""
 
     exit_code = 2
 
@@ -89,7 +90,7 @@ class MissingExtra(IsuError):
 EXIT_CODES = {
     0: "success",
     1: "error",
-    2: "usage error (unknown option, missing argument, an option value that cannot work)",
+    2: "usage error (unknown option, missing argument, an option value that cannot work, an output path that cannot be written)",
     3: "input file cannot be read or does not fit the profile",
     4: "workspace missing, damaged, incompatible or read-only",
     5: "workspace busy (another process is using it)",

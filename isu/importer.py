@@ -25,11 +25,13 @@ from isu.schemas import Profile, code_list, load_profile, profile_names
 from isu.schemas.profiles import ProfileError, ProfileNotFound
 
 from . import rejects as rejects_mod
+from . import reimport
 from . import stage as stage_mod
 from .errors import InputError, IsuError, KeyFileError, ProfileMismatch, UsageError
 from .keys import PoolKey
 from .pseudonym import hmac_params, mask_ids
 from .read import Source, csv_scan_sql, inspect_file, needs_copy, register_transcoded, release_transcoded
+from .line_count import check_every_line
 from .stage import Stage, Typing, blank_rows, chunks, malformed_lines, open_scan, shown_fields
 from .upsert import ChunkWriter
 from .store import fetch_one, transaction
@@ -63,7 +65,11 @@ class ImportResult:
     without_key: bool = False  # checked with a stand-in key (a dry run before the pool key arrived)
     records_existing: int | None = None  # with ``without_key``: records already stored, updated or unchanged
     measurements: int = 0
-    already_imported: bool = False
+    already_imported: bool = False  # imported before (same SHA-256): an import skips it unless --again; a check says so
+    imported_before: dict | None = None  # that import (``isu.reimport.Earlier``): id, when, later imports of its municipalities
+    changed_since: int | None = None  # of its records, how many the workspace holds otherwise now (None: cannot tell without the key)
+    records_not_in_file: dict[str, int] = field(default_factory=dict)  # municipality → stored records no row of this file has (kept)
+    rejects_shown: list[dict] = field(default_factory=list)  # the first rejects, when no rejects file was written (a check)
     dry_run: bool = False
     import_id: int | None = None
     rejects_file: str | None = None
@@ -205,11 +211,15 @@ def import_file(
     dry_run: bool = False,
     rejects_path: str | Path | None = None,
     again: bool = False,
+    rejects_dir: str | Path | None = None,
 ) -> ImportResult:
     """Import one export into the workspace ``con`` (or only check it, with ``dry_run``).
 
-    A file imported before (same SHA-256) is skipped unless ``again``: after a code list or the
-    municipality was fixed, the same file can then be imported again, updating records by key."""
+    Rejected rows are written to ``rejects_path``, or to a file named after the export in
+    ``rejects_dir`` (``isu.rejects.default_path``), or to no file. A file imported before (same
+    SHA-256) is skipped unless ``again``: after a code list or the municipality was fixed, the same
+    file can then be imported again, updating records by key. The skip says whether later imports
+    have changed its records since (``changed_since``); a dry run says it would be skipped."""
     t0 = time.perf_counter()
     started = datetime.now()
     _check_municipality(municipality)
@@ -219,10 +229,18 @@ def import_file(
     res = ImportResult(mask_ids(str(path)), src.sha256, prof.name, prof.shape, src.encoding, src.delimiter, dry_run=dry_run,
                        sheet=None if src.sheet is None else mask_ids(src.sheet), header_row=src.header_row,
                        sheet_hidden=src.sheet_hidden)  # a sheet may be named after a person
-    if not dry_run and not again and fetch_one(con, "SELECT 1 FROM imports WHERE file_sha256 = ? AND kind = 'file'", [src.sha256]):
-        res.already_imported = True
-        res.seconds = time.perf_counter() - t0
-        return res
+    if rejects_path is None and rejects_dir is not None:
+        rejects_path = rejects_mod.default_path(Path(rejects_dir), Path(path), src.sha256)
+        _check_rejects_path(Path(path), rejects_path)
+    earlier = None if again else reimport.earlier_import(con, src.sha256)
+    if earlier is not None:
+        res.already_imported, res.imported_before = True, earlier.as_dict()
+        if not dry_run:  # skipped; checked (nothing written) only when later imports may have changed its records
+            res.changed_since = 0 if not earlier.later_imports else import_file(
+                con, path, profile=profile, municipality=municipality, key=key, key_loader=reimport.quiet(key_loader),
+                dry_run=True, again=True).records_updated
+            res.seconds = round(time.perf_counter() - t0, 3)
+            return res
     has_pid = prof.columns.get("person_id") in src.header
     stand_in = False  # a dry run without a pool key: every check is the same (none depends on the key)
     if has_pid and key is None:
@@ -260,6 +278,8 @@ def import_file(
     if stand_in:  # the content hash holds the pseudonym: a stored record would differ under any other key
         res.without_key, res.records_existing = True, res.records_updated + res.records_unchanged
         res.records_updated = res.records_unchanged = None
+    if earlier is not None:  # a dry run of a file imported before: what --again would change
+        res.changed_since = res.records_updated
     # a rejects file of an earlier run is emptied (its header kept): left as it was, it would list
     # the rows a corrected export no longer has
     if rejects_path is not None and (rejected or Path(rejects_path).is_file()):
@@ -270,6 +290,8 @@ def import_file(
             done = "checked" if dry_run else "imported (its rejects are in the workspace's rejects table)"
             raise IsuError(f"{Path(path).name} was {done}, but the rejects file {rejects_path} could not be written: "
                            f"{e.strerror or e}") from None
+    if rejected and res.rejects_file is None:  # a check without --rejects: no file, the first rejects shown instead
+        res.rejects_shown = rejects_mod.preview(rejected)
     res.seconds = round(time.perf_counter() - t0, 3)
     return res
 
@@ -325,6 +347,7 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
         res.columns_unread = [mask_ids(c) for c, n in typing.unread.items() if n]
         malformed = malformed_lines(cur, src, reader)
         blank = blank_rows(src, reader)
+        check_every_line(src, reader, blank)
     except duckdb.OutOfMemoryException:
         raise IsuError(
             f"{src.path.name}: too large to check within DuckDB's memory limit (ISU_MEMORY_LIMIT); the import never spills to "

@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import KeyFileError
+from .errors import KeyFileError, UsageError
 
 __all__ = ["PoolKey", "new_key", "load_key", "default_key_path", "KEY_HEADER"]
 
@@ -47,8 +47,11 @@ def new_key(path: str | Path, *, overwrite: bool = False) -> PoolKey:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
         fd = os.open(path, flags, 0o600)
-    except OSError as e:
-        raise KeyFileError(f"cannot write key file {path}: {e.strerror}") from None
+    except OSError as e:  # where the key is to go cannot be written: a usage error (exit 2), as for any output
+        if not path.parent.is_dir():
+            why = f"{path.parent} is a file, not a folder" if path.parent.exists() else f"the folder {path.parent} does not exist"
+            raise UsageError(f"cannot write key file {path}: {why}; create the folder first or choose another --out") from None
+        raise UsageError(f"cannot write key file {path}: {e.strerror}; choose another --out (a folder you can write in)") from None
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(f"{KEY_HEADER} {key.secret.hex()}\n")
     os.chmod(path, 0o600)

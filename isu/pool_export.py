@@ -7,6 +7,7 @@ a package that leaves is one the region accepts; measurements travel only with t
 
 from __future__ import annotations
 
+import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from . import __version__
-from .errors import IsuError, KeyFileError, WorkspaceError
+from .errors import IsuError, KeyFileError, UsageError, WorkspaceError
 from .pool_contract import measurement_columns, record_columns, violations
 from .pool_package import (
     FORMAT,
@@ -113,7 +114,10 @@ def export_package(
     rcols = ", ".join(record_columns())
     mcols = ", ".join(f"m.{c}" for c in measurement_columns())
     if not out.parent.is_dir():
-        raise IsuError(f"cannot write package {out}: folder {out.parent} does not exist")
+        raise UsageError(f"cannot write package {out}: folder {out.parent} does not exist; create it or choose another --out")
+    if out.is_dir() or not os.access(out.parent, os.W_OK | os.X_OK):
+        what = f"{out} is a folder" if out.is_dir() else f"folder {out.parent} is not writable"
+        raise UsageError(f"cannot write package {out}: {what}; choose another --out (a file, e.g. 0126-2024.isupool.zip)")
     with tempfile.TemporaryDirectory(prefix=".isu-pool-", dir=out.parent) as tmp:
         members = {t: Path(tmp) / member_name(t) for t in ("records", "measurements")}
         con.execute(f"""COPY (SELECT {rcols} FROM records WHERE municipality IN (SELECT unnest($codes))

@@ -155,9 +155,14 @@ class Package:
 def open_package(path: str | Path) -> Package:
     """Hash the file, check the container and parse the manifest; raise PackageError if unfit."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give the package files in it, e.g. {path / '*.isupool.zip'}")
     if not path.is_file():
         raise InputError(f"no package at {path}; check the path")
-    digest = file_sha256(path)
+    try:
+        digest = file_sha256(path)
+    except OSError as e:
+        raise InputError(f"cannot read package {path}: {e.strerror or e}; ask its owner (or IT support) for read access") from None
     def refuse(reason: str) -> PackageError:
         return refused(path, reason)
 

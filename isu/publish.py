@@ -53,7 +53,7 @@ from isu.aggregate import (
     AggregationSpec,
     aggregate,
 )
-from isu.errors import DisclosureError, IsuError
+from isu.errors import DisclosureError, IsuError, UsageError
 from isu.query import DIM_COLUMNS, write_files
 from isu.stats import STATISTICS, finish
 from isu.store import connect, transaction
@@ -250,11 +250,24 @@ def audit_summary(cells: pl.DataFrame, p: Plan, k: int, created_at: datetime) ->
             "tables": by_table, "seconds": p.seconds, "checks": p.audits}
 
 
+def _check_out(out: Path) -> None:
+    """Before any work: ``out`` must be a folder, or one that can be made, in a folder this user can write in."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; name a folder for the published tables (it is created if missing)")
+    folder = next((p for p in [out, *out.parents] if p.exists()), None)
+    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write the publication to {out}: {folder or out.parent} is not a writable folder; "
+                         "choose another --out")
+
+
 def _write(con: duckdb.DuckDBPyConnection, cells: pl.DataFrame, summary: dict, k: int, created_at: datetime,
            out: Path | None, fmt: str) -> tuple[int, pl.DataFrame, list[Path]]:
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".isu-publish-", dir=out.parent)) if out is not None else None
+    try:
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".isu-publish-", dir=out.parent)) if out is not None else None
+    except OSError as e:  # checked before the work began; changed since
+        raise UsageError(f"cannot write the publication to {out}: {e.strerror or e}; choose another --out") from None
     moved: list[Path] = []
     try:
         with transaction(con):
@@ -287,9 +300,11 @@ def publish(con_or_path: duckdb.DuckDBPyConnection | str | Path, *, k: int = 5, 
             lp_max_cells: int = 2000, municipal_insiders: bool = False, now: datetime | None = None) -> PublicationResult:
     """Aggregate the store, suppress, audit and (only if the audit passes) write the publication."""
     if k < 2:
-        raise IsuError(f"threshold {k} is too low: counts 1..k−1 are hidden, so k must be at least 2 (default 5)")
+        raise UsageError(f"threshold {k} is too low: counts 1..k−1 are hidden, so k must be at least 2 (default 5)")
     if fmt not in ("csv", "xlsx", "parquet"):
-        raise IsuError(f"unknown format {fmt!r}; use csv, xlsx or parquet")
+        raise UsageError(f"unknown format {fmt!r}; use csv, xlsx or parquet")
+    if out is not None:
+        _check_out(Path(out))
     own = not isinstance(con_or_path, duckdb.DuckDBPyConnection)
     con = connect(con_or_path) if own else con_or_path
     try:

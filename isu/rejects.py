@@ -22,7 +22,7 @@ from .catalogue import message
 from .contract import measurement_fields, record_fields
 from .pseudonym import mask_ids
 
-__all__ = ["Pending", "Reject", "collect", "count_by_type", "mask_ids", "pending", "store", "write_file"]
+__all__ = ["Pending", "Reject", "collect", "count_by_type", "default_path", "mask_ids", "pending", "preview", "store", "write_file"]
 
 
 
@@ -136,6 +136,28 @@ def collect(found: list[Pending], malformed: list[tuple[int, str]], profile: Pro
 
 def count_by_type(rejects: list[Reject]) -> dict[str, int]:
     return dict(sorted(Counter(r.type for r in rejects).items()))
+
+
+#: Rejects shown in a check's summary when no rejects file is written.
+PREVIEW = 10
+
+
+def preview(rejects: list[Reject], n: int = PREVIEW) -> list[dict]:
+    """The first ``n`` rejects as the rejects file has them (values already masked)."""
+    return [{"row": r.row, "column": r.column, "value": r.value, "error_type": r.type, "message": r.message} for r in rejects[:n]]
+
+
+def default_path(folder: Path, export: Path, sha256: str) -> Path:
+    """``folder/EXPORT.rejects.csv``. A file the toolkit names itself never carries a person id, so
+    that the path it prints (masked, as all output is) is the file's real path: an export named after
+    a person (``19870127-4832.csv``) gets ``xxxxxxxx-xxxx.<first 8 hex digits of its SHA-256>.rejects.csv``
+    ('x', not the mask's '*', which Windows does not allow in a file name; the hash keeps two such
+    exports apart, and ``isu status`` shows it beside the import)."""
+    stem = export.stem
+    masked = mask_ids(stem)
+    if masked != stem:
+        stem = f"{masked.replace('*', 'x')}.{sha256[:8]}"
+    return folder / f"{stem}.rejects.csv"
 
 
 def store(con: duckdb.DuckDBPyConnection, import_id: int, rejects: list[Reject]) -> None:

@@ -135,6 +135,13 @@ def _is_lock_error(e: Exception) -> bool:
 def connect(path: str | Path, *, read_only: bool = False, create: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the workspace. ``create`` makes it (and its tables) if missing."""
     path = Path(path)
+    if path.is_dir():
+        raise WorkspaceError(f"{path} is a folder, not a workspace file; give --db (or ISU_DB) the file itself, e.g. {path / 'isu.duckdb'}")
+    if not path.exists() and not path.parent.is_dir():
+        if path.parent.exists():
+            raise WorkspaceError(f"no workspace at {path}: {path.parent} is a file, not a folder; check --db (or ISU_DB)")
+        raise WorkspaceError(f"no workspace at {path}: the folder {path.parent} does not exist; check --db (or ISU_DB), "
+                             f"or create the folder (mkdir -p {path.parent}) and run 'isu init'")
     if not path.exists() and not create:
         raise WorkspaceError(f"no workspace at {path}; run 'isu init' (or pass --db PATH)")
     _check_is_duckdb(path)

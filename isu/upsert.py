@@ -90,7 +90,23 @@ class ChunkWriter:
             stage.run(f"INSERT INTO records ({cols}, import_id, row_hash) SELECT {cols}, ?, row_hash FROM {acc} a "
                       f"WHERE {fresh('a')}", [res.import_id])
             stage.run(f"INSERT INTO measurements {measurements_sql(self.profile, fresh('_isu_stage'))}")
+        if last:
+            self._absent()
         return late
+
+    def _absent(self) -> None:
+        """Stored records of the file's municipalities whose key no row of the file has (they are
+        kept: an export may hold part of a municipality's records), counted by one anti-join against
+        the file's keys (this chunk's and those kept of earlier chunks), once, after the last chunk.
+        Nothing to count, and no join, when no earlier import stored records of these municipalities."""
+        codes = sorted(c for c, n in self.municipalities.items() if n > 0 and c in (self.stored or ()))
+        if not codes:
+            return
+        earlier = f" UNION ALL SELECT municipality, record_key FROM {_KEYS}" if self.keys else ""
+        rows = self.stage.run(f"""SELECT r.municipality, count(*) FROM records r
+                                 ANTI JOIN (SELECT municipality, record_key FROM _isu_stage WHERE {_KEYED}{earlier}) f
+                                 USING (municipality, record_key) WHERE list_contains(?, r.municipality) GROUP BY 1 ORDER BY 1""", [codes])
+        self.res.records_not_in_file = {code: n for code, n in rows if n}
 
     def _stored(self, codes: list[str]) -> bool:
         """Whether earlier imports stored records of any of these municipalities (read before this

@@ -13,7 +13,7 @@ import os
 import duckdb
 import pytest
 
-from conftest import run_isu, wide_header, wide_row, write_csv
+from conftest import pnr, run_isu, wide_header, wide_row, write_csv
 
 
 def one_line_error(proc) -> str:
@@ -357,3 +357,106 @@ def test_a_file_named_after_a_person_id_is_masked_in_output_and_workspace(isu, w
     (folder / "tom.csv").write_text("", encoding="utf-8")
     p = isu("import", str(folder / "tom.csv"), env=ws.env(), cwd=ws.dir)
     assert p.returncode == 3 and "the file is empty" in p.stderr and pid not in p.stderr
+
+
+def test_a_check_writes_no_rejects_file_unless_asked(isu, ws, files):
+    """``isu validate`` (and ``import --dry-run``) writes nothing: the first rejects are shown
+    instead of a rejects file, and --rejects writes one when asked."""
+    _, mixed = files
+    run = ws.dir / "run"
+    run.mkdir()
+    for args in (("validate",), ("import", "--dry-run")):
+        p = isu(*args, str(mixed), env=ws.env(), cwd=run)
+        assert p.returncode == 10, p.stderr
+        text = " ".join(p.stdout.split())
+        assert "row 3, column Livsområde: 'Månen' is not a known code" in text and "--rejects FILE.csv writes them" in text
+        assert "see " not in text
+        res = json.loads(isu(*args, str(mixed), "--json", env=ws.env(), cwd=run).stdout)
+        assert (res["rejects_file"], [r["row"] for r in res["rejects_shown"]]) == (None, [3])
+    assert list(run.iterdir()) == [] and not list(ws.dir.glob("*.rejects.*"))
+    p = isu("validate", str(mixed), "--rejects", str(run / "fel.csv"), env=ws.env(), cwd=run)
+    assert p.returncode == 10 and (run / "fel.csv").is_file() and f"see {run / 'fel.csv'}" in " ".join(p.stdout.split())
+    # an import still writes its rejects file beside where it runs, and shows no rejects of its own
+    p = isu("import", str(mixed), "--json", env=ws.env(), cwd=run)
+    assert (run / "mixed.rejects.csv").is_file() and json.loads(p.stdout)["rejects_shown"] == []
+
+
+def test_a_check_shows_ten_rejects_and_says_how_many_more(isu, ws):
+    path = write_csv(ws.dir / "many.csv", [wide_row(i, need_area="Månen") for i in range(1, 13)])
+    p = isu("validate", str(path), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 10
+    assert p.stdout.count("is not a known code") == 10 and "… and 2 more; --rejects FILE.csv writes them all" in " ".join(p.stdout.split())
+
+
+def test_re_importing_an_earlier_version_says_later_imports_changed_it(isu, ws):
+    """v1, then v2 changing a record, then v1 again: skipped, saying truthfully that later imports
+    changed its records; --dry-run and validate say it would be skipped (and what --again would do)."""
+    v1 = write_csv(ws.dir / "v1.csv", [wide_row(1), wide_row(2)])
+    v2 = write_csv(ws.dir / "v2.csv", [wide_row(1, need_area="Skola"), wide_row(2)])
+    assert isu("import", str(v1), env=ws.env(), cwd=ws.dir).returncode == 0
+    p = isu("import", str(v1), env=ws.env(), cwd=ws.dir)  # nothing since: nothing changed, truly
+    assert p.returncode == 0 and "already imported on" in p.stdout and "nothing changed since; skipped" in " ".join(p.stdout.split())
+    assert isu("import", str(v2), env=ws.env(), cwd=ws.dir).returncode == 0
+    p = isu("import", str(v1), env=ws.env(), cwd=ws.dir)
+    text = " ".join(p.stdout.split())
+    assert p.returncode == 0 and "(import #1, same SHA-256), but later imports (#2) have changed 1 of its records since; skipped" in text
+    assert "nothing changed" not in text and "--again" in text
+    res = json.loads(isu("import", str(v1), "--json", env=ws.env(), cwd=ws.dir).stdout)
+    assert (res["already_imported"], res["changed_since"], res["imported_before"]["later_imports"], res["import_id"]) == (True, 1, [2], None)
+    for args in (("import", "--dry-run"), ("validate",)):
+        p = isu(*args, str(v1), env=ws.env(), cwd=ws.dir)
+        text = " ".join(p.stdout.split())
+        assert "have changed 1 of its records since; would be skipped by isu import" in text, text
+        assert "records: would be 0 new, 1 updated, 1 unchanged" in text
+        res = json.loads(isu(*args, str(v1), "--json", env=ws.env(), cwd=ws.dir).stdout)
+        assert (res["already_imported"], res["changed_since"], res["records_updated"]) == (True, 1, 1)
+    p = isu("import", str(v1), "--again", "--dry-run", "--json", env=ws.env(), cwd=ws.dir)
+    assert json.loads(p.stdout)["already_imported"] is False  # --again: no skip to predict
+    s = json.loads(isu("status", "--json", env=ws.env()).stdout)
+    assert len(s["imports"]) == 2
+    with duckdb.connect(str(ws.db), read_only=True) as con:
+        assert con.execute("SELECT need_area FROM records WHERE record_key = 'K1'").fetchall() == [("school",)]
+    res = json.loads(isu("import", str(v1), "--again", "--json", env=ws.env(), cwd=ws.dir).stdout)
+    assert (res["already_imported"], res["records_updated"]) == (False, 1)
+
+
+def test_records_absent_from_a_re_export_are_counted_and_kept(isu, ws):
+    first = write_csv(ws.dir / "jan.csv", [wide_row(1), wide_row(2), wide_row(3), wide_row(4, municipality="0128")])
+    p = isu("import", str(first), "--json", env=ws.env(), cwd=ws.dir)
+    assert json.loads(p.stdout)["records_not_in_file"] == {}  # nothing stored before
+    feb = write_csv(ws.dir / "feb.csv", [wide_row(1), wide_row(5), wide_row(6, need_area="Månen"), wide_row(3, need_area="Månen")])
+    for args in (("validate",), ("import",)):
+        p = isu(*args, str(feb), env=ws.env(), cwd=ws.dir)
+        text = " ".join(p.stdout.split())
+        # K2 is not in the file; K3 is (its row rejected); 0128 has no row in it
+        assert f"1 stored record of 0180 is not in this file ({'would be kept' if args == ('validate',) else 'kept'})" in text, text
+        assert "0128" not in text
+    res = json.loads(isu("validate", str(feb), "--json", env=ws.env(), cwd=ws.dir).stdout)
+    assert res["records_not_in_file"] == {"0180": 1}
+    s = json.loads(isu("status", "--json", env=ws.env()).stdout)
+    assert s["records"] == 5  # nothing deleted
+
+
+def test_status_counts_the_rejects_of_the_latest_version_of_each_file(isu, ws):
+    """Corrected versions of an export (same name, new content) replace the earlier version's
+    rejects in the count; a file of another municipality under the same name, or a file named after
+    a person (its stored name masked), replaces nothing; all imports' rejects are reported too."""
+    export = ws.dir / "export.csv"
+    write_csv(export, [wide_row(1), wide_row(2, need_area="Månen"), wide_row(3, need_area="Månen")])
+    assert isu("import", str(export), env=ws.env(), cwd=ws.dir).returncode == 10
+    write_csv(export, [wide_row(1), wide_row(2), wide_row(3, need_area="Månen")])  # corrected: one reject left
+    assert isu("import", str(export), env=ws.env(), cwd=ws.dir).returncode == 10
+    s = json.loads(isu("status", "--json", env=ws.env()).stdout)
+    assert (s["rows_rejected"], s["rows_rejected_all"]) == (1, 3)
+    assert [i["superseded_by"] for i in s["imports"]] == [2, None]
+    other = ws.dir / "other"
+    other.mkdir()
+    write_csv(other / "export.csv", [wide_row(7, municipality="0128", need_area="Månen"), wide_row(8, municipality="0128")])
+    named = [write_csv(ws.dir / f"{pid}.csv", [wide_row(i), wide_row(i + 1, need_area="Månen")])
+             for i, pid in ((9, "198112189876"), (11, pnr(500)))]  # both stored as ************.csv
+    for f in (other / "export.csv", *named):
+        assert isu("import", str(f), env=ws.env(), cwd=ws.dir).returncode == 10
+    s = json.loads(isu("status", "--json", env=ws.env()).stdout)
+    assert (s["rows_rejected"], s["rows_rejected_all"]) == (4, 6) and [i["superseded_by"] for i in s["imports"]][2:] == [None] * 3
+    text = " ".join(isu("status", env=ws.env()).stdout.split())
+    assert "rejected rows: 4 (latest import of each file; 2 more in imports replaced since)" in text and "replaced by #2" in text

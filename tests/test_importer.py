@@ -345,3 +345,37 @@ def test_a_category_the_export_gives_is_checked_against_the_code_list(ws):
     assert {k: v["category"] for k, v in records(ws).items()} == {"C1": "family_support", "C2": "case_management"}
     rejects = (ws.dir / "cat.rejects.csv").read_text(encoding="utf-8-sig")
     assert "4;category;motivational;not_in_code_list" in rejects and "5;intervention_code;LOCAL9;unknown_intervention_code" in rejects
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 2])
+def test_stored_records_not_in_a_re_export_are_counted_and_kept(ws, monkeypatch, chunk_rows):
+    """One anti-join after the last chunk, against the keys of every chunk (kept for the later ones):
+    a key in an earlier chunk is in the file, a rejected row's key too; nothing is deleted."""
+    if chunk_rows:
+        monkeypatch.setattr(isu.stage, "CHUNK_ROWS", chunk_rows)
+        monkeypatch.setattr(isu.stage, "WHOLE_ROWS", chunk_rows)
+        monkeypatch.setattr(isu.stage, "_BATCH", chunk_rows)
+    first = ws.import_(write_csv(ws.dir / "a.csv", [wide_row(i) for i in range(1, 8)] + [wide_row(9, municipality="0128")]))
+    assert first.records_not_in_file == {}
+    rows = [wide_row(1), wide_row(2), wide_row(3, need_area="BAD"), wide_row(4), wide_row(10), wide_row(11)]
+    check = ws.import_(write_csv(ws.dir / "b.csv", rows), dry_run=True)
+    done = ws.import_(write_csv(ws.dir / "b.csv", rows))
+    assert check.records_not_in_file == done.records_not_in_file == {"0180": 3}  # K5, K6, K7; K3's row is there, rejected
+    assert len(records(ws)) == 10
+
+
+def test_an_earlier_version_imported_again_is_skipped_saying_what_changed_since(ws):
+    v1 = write_csv(ws.dir / "v1.csv", [wide_row(1), wide_row(2), wide_row(3)])
+    ws.import_(v1)
+    again = ws.import_(v1)
+    assert (again.already_imported, again.changed_since, again.imported_before["later_imports"]) == (True, 0, [])
+    ws.import_(write_csv(ws.dir / "v2.csv", [wide_row(1, need_area="Skola"), wide_row(2, T1_value="0")]))
+    ws.import_(write_csv(ws.dir / "other.csv", [wide_row(1, municipality="0128")]))  # another municipality: not a later import of v1's
+    before = state(ws)
+    skip = ws.import_(v1)
+    assert (skip.already_imported, skip.changed_since, skip.imported_before["later_imports"], skip.rows_read) == (True, 2, [2], 0)
+    assert state(ws) == before
+    nokey = ws.import_(v1, key=None, key_loader=lambda: (_ for _ in ()).throw(KeyFileError("no key")))
+    assert (nokey.already_imported, nokey.changed_since) == (True, None)  # cannot tell without the key
+    check = ws.import_(v1, dry_run=True)
+    assert (check.already_imported, check.changed_since, check.records_updated, check.rows_read) == (True, 2, 2, 3)

@@ -180,3 +180,37 @@ def test_no_person_id_anywhere(ws, exports, isu):
         digits = re.sub(r"\D", "", v)
         leaks += [f"table {t}.{c} {name}: {v!r}" for core, name in CORES.items() if core in digits]
     assert not leaks, "person ids found:\n" + "\n".join(sorted(set(leaks)))
+
+
+def test_paths_named_after_a_person_id(ws, isu):
+    """No raw id in any output, paths included; and a path printed is one that exists: a file the
+    toolkit names itself (the default rejects file) never carries the id, so the masked path shown
+    is its real path; paths the user gave (an export, --out, --db) are shown masked."""
+    pid = "198112189876"  # a valid synthetic personnummer (Luhn)
+    assert luhn.is_valid(pid[2:])
+    run = ws.dir / "run"
+    run.mkdir()
+    export = write_csv(ws.dir / f"{pid}.csv", [wide_row(1), wide_row(2, need_area="Månen")])
+    other = write_csv(ws.dir / f"{_dash(P['twelve'])}.csv", [wide_row(3), wide_row(4, need_area="Månen")])
+    env = ws.env()
+    runs = {"import": isu("import", str(export), str(other), env=env, cwd=run),
+            "import --json": isu("import", str(export), "--again", "--json", env=env, cwd=run)}
+    made = sorted(p.name for p in run.iterdir())
+    assert len(made) == 2 and all(n.startswith(("xxxxxxxxxxxx.", "xxxxxxxx-xxxx.")) and n.endswith(".rejects.csv") for n in made), made
+    shown = [line.split("see ", 1)[1].strip() for line in runs["import"].stdout.replace("\n  ", "\n").splitlines() if "see " in line]
+    assert len(shown) == 2 and all(Path(s).is_file() for s in shown), (shown, runs["import"].stdout)
+    assert Path(json.loads(runs["import --json"].stdout)["rejects_file"]).is_file()
+    key, db = ws.dir / f"{pid}.key", ws.dir / f"{pid}.duckdb"
+    runs |= {
+        "key new": isu("key", "new", "--out", str(key), env=env, cwd=run),
+        "key new --json": isu("key", "new", "--out", str(ws.dir / f"{pid}b.key"), "--json", env=env, cwd=run),
+        "init": isu("--db", str(db), "init", env=env, cwd=run),
+        "init --json": isu("--db", str(db), "init", "--json", env=env, cwd=run),
+        "status": isu("--db", str(db), "status", env=env, cwd=run),
+    }
+    assert key.is_file() and db.is_file()
+    assert all(r.returncode in (0, 10) for r in runs.values()), {k: r.stderr for k, r in runs.items()}
+    leaks = [f"{name} {h}" for name, r in runs.items() for h in found_in_text(r.stdout + r.stderr)]
+    leaks += [f"{name} {pid}" for name, r in runs.items() if pid in r.stdout + r.stderr or pid[2:] in r.stdout + r.stderr]
+    assert not leaks, leaks
+    assert "************.key" in runs["key new"].stdout and "************.duckdb" in runs["init"].stdout

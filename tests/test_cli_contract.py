@@ -1,0 +1,289 @@
+"""The command-line contract where QA found it broken: a file that cannot be read in a batch, output
+off a terminal, folders and files given for one another, exit codes as the README gives them,
+messages that say what to do, and one JSON object for every error exit under ``--json``.
+
+Permission failures need a process that obeys file modes: as root (CI, containers) that is one
+run under ``setpriv`` without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH; such a test is skipped where
+neither works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import run_isu, wide_row, write_csv
+
+_SETPRIV = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def one_line_error(proc) -> str:
+    err = proc.stderr.strip()
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert len(err.splitlines()) == 1, f"expected one line on stderr, got:\n{proc.stderr}"
+    assert err.startswith("error:"), err
+    return err
+
+
+def _obeying_modes(probe_path, *, write: bool = False) -> list[str]:
+    """A command prefix under which file modes apply (``setpriv`` as root, nothing otherwise), checked
+    on ``probe_path`` (unreadable, or an unwritable folder with ``write``); skip if there is none."""
+    prefix = _SETPRIV if os.geteuid() == 0 and shutil.which("setpriv") else []
+    probe = ["test", "-w" if write else "-r", str(probe_path)]
+    try:
+        works = subprocess.run([*prefix, "true"], capture_output=True, check=False).returncode == 0  # setpriv itself may be refused
+        still = not works or subprocess.run([*prefix, *probe], capture_output=True, check=False).returncode == 0
+    except OSError:
+        still = True
+    if still:
+        pytest.skip(f"{probe_path} is still {'writable' if write else 'readable'} here (root without a working setpriv)")
+    return prefix
+
+
+def as_limited(prefix: list[str], *args: str, env=None, cwd=None) -> subprocess.CompletedProcess:
+    """``isu ARGS`` in a subprocess under ``prefix`` (see ``_obeying_modes``)."""
+    script = shutil.which("isu")
+    assert script, "the isu console script is installed"
+    return subprocess.run([*prefix, script, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture
+def two_good(ws):
+    return (write_csv(ws.dir / "a.csv", [wide_row(1), wide_row(2)]), write_csv(ws.dir / "b.csv", [wide_row(3)]))
+
+
+# 1. an unreadable file in a batch
+
+
+def test_an_unreadable_file_in_a_batch_is_one_line_exit_3_and_the_others_import(ws, two_good):
+    a, b = two_good
+    locked = write_csv(ws.dir / "locked.csv", [wide_row(4)])
+    locked.chmod(0)
+    prefix = _obeying_modes(locked)
+    p = as_limited(prefix, "import", str(a), str(locked), str(b), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 3, p.stderr
+    assert "Usage:" not in p.stderr and "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error:") and "locked.csv" in lines[0], p.stderr
+    assert "no permission to read" in lines[0] and "read access" in lines[0]  # what, and what to do
+    assert "1 of 3 files could not be imported" in lines[1]
+    assert "a.csv: imported" in p.stdout and "b.csv: imported" in p.stdout
+    con = ws.connect(read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM records").fetchone()[0] == 3
+    finally:
+        con.close()
+
+
+def test_an_unreadable_file_alone_with_json_is_one_object(ws):
+    locked = write_csv(ws.dir / "locked.csv", [wide_row(4)])
+    locked.chmod(0)
+    prefix = _obeying_modes(locked)
+    p = as_limited(prefix, "validate", str(locked), "--json", env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 3 and "no permission to read" in one_line_error(p)
+    out = json.loads(p.stdout)
+    assert (out["file"], out["type"], out["exit_code"]) == (str(locked), "InputError", 3) and "read access" in out["error"]
+
+
+# 2. off a terminal, lines are whole
+
+
+def test_output_in_a_pipe_is_not_wrapped_at_80_columns(ws, tmp_path):
+    """A real pipe, with no COLUMNS: rich's default would wrap at 80 columns."""
+    deep = tmp_path / ("a_rather_long_folder_name_for_the_unit_" * 2) / "uppfoljning_individ_och_familjeomsorg_2024"
+    deep.mkdir(parents=True)
+    export = write_csv(deep / "uppfoljning.csv", [wide_row(1), wide_row(2, need_area="Månen")])
+    env = {k: v for k, v in ws.env().items() if k not in ("COLUMNS", "LINES")}
+    p = run_isu("import", str(export), env=env, cwd=deep)
+    assert p.returncode == 10, p.stderr
+    assert f"  see {deep / 'uppfoljning.rejects.csv'}\n" in p.stdout  # on one line, whole
+    first = p.stdout.splitlines()[0]
+    assert first.startswith("uppfoljning.csv: imported") and first.endswith("rejected 1")
+
+
+def test_sql_table_off_a_terminal_keeps_long_values_whole(isu, ws):
+    value = "x" * 300 + "END"
+    p = isu("sql", "--microdata", f"SELECT '{value}' AS v, 1 AS n", env=ws.env())
+    assert p.returncode == 0, p.stderr
+    assert value in p.stdout and "…" not in p.stdout
+
+
+# 3. / 4. a file given for a folder, a folder for a file
+
+
+def test_demo_dir_that_is_a_file_is_one_line_exit_2(isu, tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    p = isu("demo", "--dir", str(f), cwd=tmp_path)
+    assert p.returncode == 2 and "is a file, not a folder" in one_line_error(p)
+    p = isu("demo", "--dir", str(f / "sub"), "--json", cwd=tmp_path)
+    assert p.returncode == 2 and json.loads(p.stdout)["exit_code"] == 2
+    assert f.read_text() == "x"
+
+
+def test_import_a_folder_says_so_and_what_to_do(isu, ws, two_good):
+    a, _ = two_good
+    folder = ws.dir / "exports"
+    folder.mkdir()
+    p = isu("import", str(folder), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 3
+    err = one_line_error(p)
+    assert "is a folder" in err and "no such file" not in err and str(folder / "*.csv") in err
+    p = isu("import", str(a), str(folder), env=ws.env(), cwd=ws.dir)  # in a batch: reported, the others imported
+    assert p.returncode == 3 and "a.csv: imported" in p.stdout and "is a folder" in p.stderr
+
+
+def test_a_missing_file_says_where_it_was_looked_for(isu, ws):
+    p = isu("import", "nothere.csv", env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 3
+    err = one_line_error(p)
+    assert "no such file" in err and str(ws.dir) in err and "check the name" in err
+
+
+# 5. exit codes as the README gives them
+
+
+@pytest.mark.parametrize("args", [("--threshold", "0"), ("--format", "foo")], ids=["threshold 0", "format foo"])
+def test_publish_option_values_that_cannot_work_exit_2(isu, ws, args):
+    p = isu("publish", *args, env=ws.env())
+    assert p.returncode == 2, p.stderr
+    one_line_error(p)
+
+
+def test_publish_out_that_is_a_file_exits_2_before_any_work(isu, ws):
+    f = ws.dir / "published"
+    f.write_text("x")
+    p = isu("publish", "--out", str(f), env=ws.env())
+    assert p.returncode == 2 and "--out" in one_line_error(p)
+
+
+def test_import_from_a_read_only_folder_exits_2_and_says_rejects(ws, tmp_path):
+    """The README: 2 is also an output path that cannot be written (here the rejects file's default, the current folder)."""
+    export = write_csv(ws.dir / "mixed.csv", [wide_row(1), wide_row(2, need_area="Månen")])
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    prefix = _obeying_modes(ro, write=True)
+    p = as_limited(prefix, "import", str(export), env=ws.env(), cwd=ro)
+    assert p.returncode == 2 and "--rejects" in one_line_error(p)
+
+
+def test_demo_in_a_read_only_folder_exits_4_not_6(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    prefix = _obeying_modes(ro, write=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ISU_")}
+    p = as_limited(prefix, "demo", env=env, cwd=ro)
+    assert p.returncode == 4, p.stderr
+    err = one_line_error(p)
+    assert str(ro) in err and "--dir" in err
+    assert list(ro.iterdir()) == []
+
+
+# 6. messages that say what to do
+
+
+def test_isu_db_a_folder_or_in_a_missing_folder(isu, ws, tmp_path):
+    p = isu("status", env={**ws.env(), "ISU_DB": str(tmp_path)})
+    assert p.returncode == 4
+    err = one_line_error(p)
+    assert "is a folder" in err and str(tmp_path / "isu.duckdb") in err and "IO Error" not in err
+    missing = tmp_path / "nope" / "isu.duckdb"
+    p = isu("init", env={**ws.env(), "ISU_DB": str(missing)})
+    assert p.returncode == 4
+    err = one_line_error(p)
+    assert "does not exist" in err and "mkdir" in err and "IO Error" not in err
+    assert not missing.parent.exists()
+
+
+def test_stray_cr_in_the_header_names_the_column(isu, ws):
+    good = write_csv(ws.dir / "good.csv", [wide_row(1)], delimiter=",")
+    lines = good.read_bytes().split(b"\n")
+    names = lines[0].split(b",")
+    names[2] += b"\r"
+    cr = ws.dir / "cr.csv"
+    cr.write_bytes(b"\n".join([b",".join(names), *lines[1:]]))
+    p = isu("import", str(cr), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 3
+    err = one_line_error(p)
+    assert "carriage return" in err and "column 3" in err and names[2].decode().strip() in err and "text editor" in err
+    assert "universal-newline" not in err
+
+
+def test_a_text_file_named_xlsx(isu, ws):
+    fake = ws.dir / "export.xlsx"
+    fake.write_text("this is not a workbook\n", encoding="utf-8")
+    p = isu("import", str(fake), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 3
+    err = one_line_error(p)
+    assert "not an Excel workbook" in err and "rename it to .csv" in err
+
+
+def test_key_new_into_a_missing_folder(isu, tmp_path):
+    p = isu("key", "new", "--out", str(tmp_path / "missing" / "dir" / "pool.key"), cwd=tmp_path)
+    assert p.returncode == 2
+    err = one_line_error(p)
+    assert "does not exist" in err and "--out" in err
+
+
+# 7. --json: one object for every error exit
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "kind"),
+    [
+        (("status", "--json"), 4, "WorkspaceError"),  # the workspace does not exist
+        (("key", "new", "--out", "{dir}/pool.key", "--json"), 6, "KeyFileError"),  # already exists
+        (("import", "--json", "--no-such-option", "x.csv"), 2, "UsageError"),
+        (("import", "--json"), 2, "UsageError"),  # missing argument
+        (("publish", "--period", "week", "--json"), 2, "UsageError"),
+        (("publish", "--threshold", "1", "--json"), 2, "UsageError"),
+        (("import", "{dir}/a.csv", "{dir}/b.csv", "--rejects", "{dir}/r.csv", "--json"), 2, "UsageError"),
+        (("demo", "--dir", "{dir}/a.csv", "--json"), 2, "UsageError"),
+    ],
+    ids=["no workspace", "key exists", "unknown option", "missing argument", "bad --period", "threshold 1",
+         "rejects file for two", "demo dir a file"],
+)
+def test_every_error_exit_prints_one_json_object(isu, ws, two_good, args, code, kind):
+    env = ws.env()
+    if args[0] == "status":
+        env = {**env, "ISU_DB": str(ws.dir / "none.duckdb")}
+    p = isu(*(a.replace("{dir}", str(ws.dir)) for a in args), env=env, cwd=ws.dir)
+    assert p.returncode == code, p.stderr
+    out = json.loads(p.stdout)  # one object, nothing else on stdout
+    assert out["exit_code"] == code and out["type"] == kind and out["error"]
+    assert "\n" not in out["error"] and out["error"].split(";")[0] in p.stderr  # the same message as the line on stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_json_error_is_masked_and_on_one_line(isu, ws):
+    from conftest import pnr
+
+    pid = pnr(7)
+    p = isu("import", str(ws.dir / f"{pid}.csv"), "--json", env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 3 and pid not in p.stdout + p.stderr
+    out = json.loads(p.stdout)
+    assert "no such file" in out["error"] and "\n" not in out["error"]
+
+
+def test_diagnose_finds_no_cause_in_files_the_reader_can_read(tmp_path):
+    """``diagnose`` runs only after the reader refused a file; where that was for another reason
+    (a header that fits no profile, say) it must not invent one: the reader's message stands."""
+    from conftest import write_xlsx
+
+    from isu.diagnose import diagnose
+
+    assert diagnose(write_xlsx(tmp_path / "book.xlsx", [wide_row(1)])) is None
+    assert diagnose(write_csv(tmp_path / "plain.csv", [wide_row(1)])) is None
+    assert diagnose(write_csv(tmp_path / "crlf.csv", [wide_row(1)], newline="\r\n")) is None
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_bytes(b'a;"b\r\nc";d\n1;2;3\n')  # a line break inside a quoted name is the reader's to judge
+    assert diagnose(quoted) is None
+    xls = tmp_path / "old.xlsx"
+    xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100)
+    assert "97-2003" in str(diagnose(xls))
