@@ -11,8 +11,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from isu.pseudonym import mask_ids
-from isu.diagnose import diagnose
-from isu.errors import InputError, IsuError, KeyFileError, UsageError, WorkspaceBusy, WorkspaceError, WorkspaceReadOnly
+from isu.errors import IsuError, KeyFileError, UsageError, WorkspaceBusy, WorkspaceError, WorkspaceReadOnly
 from isu.importer import import_file
 from isu.keys import load_key
 from isu.store import connect, init_store
@@ -76,8 +75,6 @@ def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, 
                 except IsuError as e:
                     if isinstance(e, (UsageError, WorkspaceError, KeyFileError)):
                         raise  # nothing else could go better
-                    if isinstance(e, InputError):  # a folder, no read permission, a text file named .xlsx...: what to do
-                        e = diagnose(f) or e
                     results.append({"file": mask_ids(str(f)), **error_object(str(e), e.exit_code, type(e).__name__)})
                     if len(files) == 1:
                         error_line(str(e))

@@ -168,7 +168,7 @@ def _with_texts(rows: pa.Table, cells: list[tuple[int, int, str]]) -> pa.Table:
 @contextlib.contextmanager
 def _quiet_stderr():
     """File descriptor 2 to /dev/null: fastexcel's Rust core writes "'chartsheet' not a valid
-    worksheet" there for a chart sheet, which the sheet search (``isu.importer.choose_source``)
+    worksheet" there for a chart sheet, which the sheet search (``isu.profile_choice.choose_source``)
     looks at like any other; a person would take the line for an error."""
     sys.stderr.flush()
     saved = os.dup(2)

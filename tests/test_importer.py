@@ -379,3 +379,16 @@ def test_an_earlier_version_imported_again_is_skipped_saying_what_changed_since(
     assert (nokey.already_imported, nokey.changed_since) == (True, None)  # cannot tell without the key
     check = ws.import_(v1, dry_run=True)
     assert (check.already_imported, check.changed_since, check.records_updated, check.rows_read) == (True, 2, 2, 3)
+
+
+def test_a_file_the_reader_refuses_is_said_with_what_to_do(ws):
+    # the library says it, not only the CLI: a folder is no 'no such file', a text file is no workbook
+    folder = ws.dir / "exports"
+    folder.mkdir()
+    with pytest.raises(InputError, match=r"is a folder, not an export file; give the export files in it instead"):
+        ws.import_(folder)
+    fake = ws.dir / "export.xlsx"
+    fake.write_text("Uppföljning av insatser, utskrift 2024\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"is named \.xlsx but is not an Excel workbook \(it holds plain text\); if it is a CSV export, rename it"):
+        ws.import_(fake)
+    assert state(ws)["imports"][0] == 0
