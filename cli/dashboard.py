@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from isu.pseudonym import mask_ids
+
 from .main import emit
 
 __all__ = ["dashboard_cmd", "register"]
@@ -31,11 +33,12 @@ def dashboard_cmd(
     from isu.dashboards import build_dashboard  # heavy (plotly, scipy): imported when used
 
     result = build_dashboard(ctx.obj.db, out_file, lang=lang, municipality=municipality, region=region)
+    shown = mask_ids(str(result.path))  # --out as given, anything shaped like a person id masked
     text = (
-        f"Wrote {result.path} ({result.bytes / 1e6:.1f} MB, {result.seconds:.1f} s): "
+        f"Wrote {shown} ({result.bytes / 1e6:.1f} MB, {result.seconds:.1f} s): "
         f"{result.focus}, publication {result.publication_id}, language {result.lang}"
     )
-    emit(result.summary(), json_, text)
+    emit({**result.summary(), "out": shown}, json_, text)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ import typer
 
 from isu.errors import UsageError, WorkspaceReadOnly
 from isu.keys import load_key, new_key
+from isu.pseudonym import mask_ids
 
 from .main import emit, out
 
@@ -76,14 +77,16 @@ def demo(
         con.close()
     dash = build_dashboard(db, folder / "isu-dashboard.html", lang=lang)
     a = pub.audit
+    # DIR is a path the user gave: shown, as all output is, with anything shaped like a person id masked
+    shown_dash = mask_ids(str(dash.path))
     summary = {
-        "dir": str(folder), "db": str(db), "key_fingerprint": key.fingerprint,
+        "dir": mask_ids(str(folder)), "db": mask_ids(str(db)), "key_fingerprint": key.fingerprint,
         "imports": [r.as_dict() for r in imported], "publication_id": pub.publication_id,
-        "audit": a, "dashboard": str(dash.path),
+        "audit": a, "dashboard": shown_dash,
     }
     emit(summary, json_, (
         f"Published {a['cells']:,} cells ({a['primary']:,} primary, {a['secondary']:,} secondary suppressions; audit passed) "
-        f"to {folder / 'published'}\nOpen the dashboard: {dash.path}"))
+        f"to {mask_ids(str(folder / 'published'))}\nOpen the dashboard: {shown_dash}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -42,7 +42,7 @@ def _check_workspace(db: Path) -> duckdb.DuckDBPyConnection:
         if db.exists():
             return connect(db)
     except (WorkspaceBusy, WorkspaceReadOnly) as e:
-        err.print(f"note: {e}; checked against an empty workspace instead (new/updated counts are not this workspace's)",
+        err.print(f"note: {escape(mask_ids(str(e)))}; checked against an empty workspace instead (new/updated counts are not this workspace's)",
                   soft_wrap=True)
     con = duckdb.connect()
     init_store(con)

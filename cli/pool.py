@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from isu.keys import load_key
+from isu.pseudonym import mask_ids
 from isu.store import connect
 
 from .main import emit, err
@@ -49,6 +50,7 @@ def export_cmd(
     finally:
         con.close()
     p = s["period"]
+    s = {**s, "package": mask_ids(s["package"])}  # --out as given, anything shaped like a person id masked
     emit(s, as_json, (
         f"wrote {s['package']}: {s['records']} records, {s['measurements']} measurements of "
         f"{', '.join(s['municipalities'])} ({p['first']} … {p['last']}), key {s['key_fingerprint']}\n"
@@ -83,4 +85,5 @@ def import_cmd(
             what += f" ({r['records_new']} new, {r['records_replaced']} replaced, {r['records_removed']} removed)"
         lines.append(f"{r['status']:<16} {','.join(r['municipalities'])}  {what}")
     lines.append(f"{s['imported']} imported, {s['already_imported']} already imported, {s['superseded']} superseded")
-    emit({"workspace": str(ctx.obj.db), **s}, as_json, "\n".join(lines))
+    s = {**s, "packages": [{**r, "package": mask_ids(r["package"])} for r in s["packages"]]}
+    emit({"workspace": mask_ids(str(ctx.obj.db)), **s}, as_json, "\n".join(lines))

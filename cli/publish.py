@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from isu.age_bands import DEFAULT_AGE_BANDS, parse_age_bands
+from isu.pseudonym import mask_ids
 
 from .main import emit, out
 
@@ -41,11 +42,11 @@ def publish_cmd(
     a = result.audit
     summary = {"publication_id": result.publication_id, "threshold": result.threshold, "cells": a["cells"],
                "shown": a["shown"], "primary": a["primary"], "secondary": a["secondary"], "na": a["na"],
-               "tables": a["tables"], "files": [str(f) for f in result.files], "audit": a}
+               "tables": a["tables"], "files": [mask_ids(str(f)) for f in result.files], "audit": a}
     text = (f"Publication {result.publication_id} (k = {result.threshold}): {a['cells']:,} cells, {a['shown']:,} shown, "
             f"{a['primary']:,} primary and {a['secondary']:,} secondary suppressed, {a['na']:,} not applicable; audit passed.")
     if result.files:
-        text += f"\nWrote {len(result.files)} files to {out_dir}"
+        text += f"\nWrote {len(result.files)} files to {mask_ids(str(out_dir))}"
     emit(summary, json_, text)
 
 

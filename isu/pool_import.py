@@ -32,6 +32,7 @@ from . import __version__
 from .pool_contract import KEY_COLUMNS, coded_columns, measurement_columns, record_columns, violations
 from .pool_export import municipality_stats, workspace_fingerprint
 from .pool_package import TABLES, Package, open_package
+from .pseudonym import mask_ids
 from .schemas import SCHEMA_VERSION
 from .store import STORE_VERSION, transaction
 
@@ -232,7 +233,7 @@ def _apply(con: duckdb.DuckDBPyConnection, chunk: list[Package], started: dateti
     for tag, pkg in enumerate(chunk):
         mf, (new, replaced, removed) = pkg.manifest, counts[tag]
         n = mf.file("records").rows
-        log.append({"import_id": ids[tag], "kind": "pool", "file_name": pkg.path.name, "file_sha256": pkg.sha256,
+        log.append({"import_id": ids[tag], "kind": "pool", "file_name": mask_ids(pkg.path.name), "file_sha256": pkg.sha256,
                     "municipality": ",".join(mf.codes), "rows_read": n, "rows_accepted": n, "rows_rejected": 0,
                     "records_inserted": new, "records_updated": replaced, "records_unchanged": 0,
                     "started_at": started, "finished_at": finished, "toolkit_version": __version__,

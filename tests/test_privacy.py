@@ -214,3 +214,93 @@ def test_paths_named_after_a_person_id(ws, isu):
     leaks += [f"{name} {pid}" for name, r in runs.items() if pid in r.stdout + r.stderr or pid[2:] in r.stdout + r.stderr]
     assert not leaks, leaks
     assert "************.key" in runs["key new"].stdout and "************.duckdb" in runs["init"].stdout
+
+
+def test_paths_named_after_a_person_id_in_the_other_commands(ws, isu, monkeypatch):
+    """demo, publish, dashboard, pool export and import, sql and status, in text and --json: a path
+    the user gave (--dir, --out, --db, a package) named after a person id is shown masked; every
+    file the toolkit names itself in such a folder (the demo's files, the published tables) is
+    named without the id; and the pool's imports log keeps the package's name masked."""
+    pid = "198112189876"
+    hits = lambda text: sorted(f for f in forms(pid) if f in text)  # noqa: E731
+    from isu import sample_data
+
+    full = sample_data.load_manifest  # the demo on one small export: the masking, not the sample, is tested here
+    monkeypatch.setattr(sample_data, "load_manifest",
+                        lambda d: {**(m := full(d)), "files": [e for e in m["files"] if e["file"].startswith("2303_")]})
+    run = ws.dir / "run"
+    run.mkdir()
+    demo_dir = ws.dir / pid
+    runs = {"demo": isu("demo", "--dir", str(demo_dir), cwd=run),
+            "demo --json": isu("demo", "--dir", str(demo_dir), "--json", cwd=run)}
+    env = {**ws.env(), "ISU_DB": str(demo_dir / "isu.duckdb"), "ISU_KEY_FILE": str(demo_dir / "isu.key")}
+    pub, html = ws.dir / _dash(pid) / "published", ws.dir / f"{_short(pid)}.html"
+    package, package2 = demo_dir / f"{pid[2:]}.isupool.zip", ws.dir / f"{_short(pid, '+')}.isupool.zip"
+    region = ws.dir / f"{pid}-region.duckdb"
+    runs |= {
+        "publish": isu("publish", "--out", str(pub), "--lp-max-cells", "0", env=env, cwd=run),
+        "publish --json": isu("publish", "--out", str(pub), "--lp-max-cells", "0", "--json", env=env, cwd=run),
+        "dashboard": isu("dashboard", "--out", str(html), env=env, cwd=run),
+        "dashboard --json": isu("dashboard", "--out", str(html), "--json", env=env, cwd=run),
+        "pool export": isu("pool", "export", "--out", str(package), env=env, cwd=run),
+        "pool export --json": isu("pool", "export", "--out", str(package2), "--json", env=env, cwd=run),
+        "pool import": isu("--db", str(region), "pool", "import", str(package), env=env, cwd=run),
+        "pool import --json": isu("--db", str(region), "pool", "import", str(package), str(package2), "--json", env=env, cwd=run),
+        "status": isu("--db", str(region), "status", env=env, cwd=run),
+        "status --json": isu("--db", str(region), "status", "--json", env=env, cwd=run),
+        "sql": isu("--db", str(region), "sql", "--microdata", "SELECT kind, file_name FROM imports", env=env, cwd=run),
+        "sql --format json": isu("--db", str(region), "sql", "--microdata", "SELECT file_name FROM imports",
+                                 "--format", "json", env=env, cwd=run),
+    }
+    assert all(r.returncode in (0, 10) for r in runs.values()), {k: r.stderr for k, r in runs.items() if r.returncode not in (0, 10)}
+    errors = {  # and where they fail: the one error line, and its JSON object
+        "sql, no workspace": isu("--db", str(ws.dir / f"{pid}.duckdb"), "sql", "SELECT 1", env=env, cwd=run),
+        "publish --out a file --json": isu("publish", "--out", str(package), "--json", env=env, cwd=run),
+        "dashboard --out a folder": isu("dashboard", "--out", str(demo_dir), env=env, cwd=run),
+        "pool export --out a folder --json": isu("pool", "export", "--out", str(demo_dir), "--json", env=env, cwd=run),
+        "pool import, no such package": isu("--db", str(region), "pool", "import", str(ws.dir / f"{pid}.zip"), env=env, cwd=run),
+        "demo --dir a file --json": isu("demo", "--dir", str(package), "--json", cwd=run),
+    }
+    assert all(r.returncode not in (0, 10) and "error:" in r.stderr for r in errors.values()), {k: (r.returncode, r.stderr) for k, r in errors.items()}
+    runs |= errors
+    leaks = [f"{name} {h}" for name, r in runs.items() for h in hits(r.stdout + r.stderr)]
+    assert not leaks, leaks
+
+    # the masked paths are shown: the toolkit's own part as it is, the user's part masked
+    demo = json.loads(runs["demo --json"].stdout)
+    assert demo["dir"] == str(ws.dir / "************") and demo["dashboard"] == str(ws.dir / "************" / "isu-dashboard.html")
+    assert "************" in runs["demo"].stdout
+    files = json.loads(runs["publish --json"].stdout)["files"]
+    assert sorted(Path(f).name for f in files) == sorted(p.name for p in pub.iterdir()) and all(
+        Path(f).parent == ws.dir / "********-****" / "published" for f in files), files
+    assert "********-****" in runs["publish"].stdout
+    assert json.loads(runs["dashboard --json"].stdout)["out"] == str(ws.dir / "******-****.html")
+    assert json.loads(runs["pool export --json"].stdout)["package"] == str(ws.dir / "******+****.isupool.zip")
+    assert "**********.isupool.zip" in runs["pool export"].stdout
+    imported = json.loads(runs["pool import --json"].stdout)
+    assert imported["workspace"] == str(ws.dir / "************-region.duckdb")
+    assert [p["package"] for p in imported["packages"]] == [str(demo_dir.with_name("************") / "**********.isupool.zip"),
+                                                            str(ws.dir / "******+****.isupool.zip")]
+    assert {r["file_name"] for r in json.loads(runs["sql --format json"].stdout)} <= {"**********.isupool.zip", "******+****.isupool.zip"}
+
+    # files the toolkit names itself never carry the id; the part of a path the user gave may
+    given = [html, package, package2, region, pub.parent, demo_dir]  # the innermost first
+
+    def own_part(p: Path) -> str:
+        for g in given:
+            if p == g or g in p.parents:
+                return p.relative_to(g).as_posix()
+            if p.parent == g.parent and p.name.startswith(g.name):  # DuckDB's region.duckdb.wal
+                return p.name[len(g.name):]
+        return p.relative_to(ws.dir).as_posix()
+
+    written = [p for p in ws.dir.rglob("*") if p != ws.key_file]
+    assert any(p.name == "isu-dashboard.html" for p in written) and any(p.parent == pub for p in written)
+    named = [f"{p.relative_to(ws.dir)} {h}" for p in written for h in hits(own_part(p))]
+    assert not named, named
+    # nor does their content: the demo's workspace and rejects, the published files, the page, the packages (not the
+    # region's workspace: DuckDB keeps the name of the file, the user's, inside it; nor the synthetic exports)
+    content = [f"{p.relative_to(ws.dir)} {h}" for p in written
+               if p.is_file() and "sample_exports" not in p.parts and not p.name.startswith(region.name)
+               for h in hits(p.read_bytes().decode("latin-1"))]
+    assert not content, content
