@@ -31,7 +31,7 @@ from .keys import PoolKey
 from .pseudonym import hmac_params, mask_ids
 from .read import Source, csv_scan_sql, inspect_file, needs_copy, register_transcoded, release_transcoded
 from .diagnose import diagnose
-from .line_count import check_every_line
+from .line_count import check_every_line, lone_cr_line
 from .stage import Stage, Typing, blank_rows, chunks, malformed_lines, open_scan, shown_fields
 from .profile_choice import choose_profile, choose_source
 from .upsert import ChunkWriter
@@ -238,6 +238,9 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
             "disk because the rows hold person ids. Raise ISU_MEMORY_LIMIT or split the file"
         ) from None
     except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as e:
+        if "invalid state" in str(e) and (line := lone_cr_line(src)) is not None:
+            raise InputError(f"{src.path.name}: line {line} holds a carriage return (CR) that ends no line, which the CSV "
+                             "reader cannot place; remove it in a text editor (or save the export again) and import again") from None
         raise InputError(f"{src.path.name}: cannot read as {src.encoding} text with delimiter {src.delimiter!r} ({str(e).splitlines()[0][:200]})") from None
     writer.finish()
     res.rows_read += len(malformed)

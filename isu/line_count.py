@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .read import MAX_LINE, Source
+from .read import MAX_LINE, Source, lines_of
 
-__all__ = ["check_every_line"]
+__all__ = ["check_every_line", "lone_cr_line"]
 
 
 def check_every_line(src: Source, scan, blank: list[int]) -> None:
@@ -30,7 +30,6 @@ def check_every_line(src: Source, scan, blank: list[int]) -> None:
     _, breaks, _ = scan.spans()
     aside = np.array(scan.aside, np.int64).reshape(-1, 2)
     seen = src.header_lines + scan.rows + int(breaks.sum()) + len(aside) + int(aside[:, 1].sum()) + len(blank)
-    seen -= _inside(np.array(src.blank_lines, np.int64), aside)  # empty lines of a row set aside: counted with it
     if seen == src.lines:
         return
     if seen > src.lines:
@@ -39,21 +38,33 @@ def check_every_line(src: Source, scan, blank: list[int]) -> None:
                          "more lines than can be read as one value; fix the quote and import again")
     lost = src.lines - seen
     long = _first_long_line(src.path)
-    where = (f"line {long} is longer than a megabyte (a quote that never closes, or a cell too large to be a value)"
-             if long is not None else "a quote (\") that never closes may have swallowed them")
+    if long is not None:
+        where = f"line {long} is longer than a megabyte (a quote that never closes, or a cell too large to be a value)"
+    elif (quote := _runaway_quote(src)) is not None:
+        where = f"a quote (\") on line {quote} opens a value that runs on for more than a megabyte or never closes"
+    else:
+        where = "a quote (\") that never closes may have swallowed them"
     raise InputError(f"{src.path.name}: {lost} line{'s' * (lost != 1)} of the file could not be read as rows: {where}; "
                      "nothing was imported. Fix the file and import again")
 
 
-def _inside(lines: np.ndarray, spans: np.ndarray) -> int:
-    """How many of ``lines`` (ascending) fall after the first line of one of ``spans`` (first line,
-    line breaks; ascending, not overlapping) and within it."""
-    if not len(lines) or not len(spans):
-        return 0
-    i = np.searchsorted(spans[:, 0], lines, side="left") - 1
-    ok = i >= 0
-    j = i[ok]
-    return int(np.count_nonzero(lines[ok] <= spans[j, 0] + spans[j, 1]))
+def _runaway_quote(src: Source) -> int | None:
+    """The first line (from 1) on which a quoted value opens that runs on for more than ``MAX_LINE``
+    bytes, or to the end of the file; or None. Quotes pair up as in CSV (``""`` inside a value: two)."""
+    opened, size = None, 0
+    with lines_of(src) as f:
+        for number, text in enumerate(f, 1):
+            odd = text.count(b'"') % 2
+            if opened is None:
+                if odd:
+                    opened, size = number, 0
+            elif odd:
+                opened = None
+            if opened is not None:
+                size += len(text)
+                if size > MAX_LINE:
+                    return opened
+    return opened
 
 
 def _first_long_line(path: Path, chunk: int = 8 << 20) -> int | None:
@@ -74,3 +85,23 @@ def _first_long_line(path: Path, chunk: int = 8 << 20) -> int | None:
             if offset - start > MAX_LINE:
                 return line
     return None
+
+
+def lone_cr_line(src: Source, chunk: int = 8 << 20) -> int | None:
+    """The first line (from 1) of a file whose lines end in LF (or CRLF) that holds a CR not
+    followed by LF, or None: DuckDB's strict reader stops at one ("invalid state"), which says
+    nothing a person can act on."""
+    if src.kind != "csv" or src.cr_line_ends:
+        return None
+    line, tail = 1, b""
+    with src.path.open("rb") as f:
+        while data := f.read(chunk):
+            data = tail + data
+            octets = np.frombuffer(data, np.uint8)
+            cr = np.flatnonzero(octets[:-1] == 13)
+            lone = cr[octets[cr + 1] != 10]
+            if len(lone):
+                return line + int(np.count_nonzero(octets[: lone[0]] == 10))
+            line += int(np.count_nonzero(octets[:-1] == 10))
+            tail = data[-1:]
+    return line if tail == b"\r" else None

@@ -21,7 +21,7 @@ import io
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +129,14 @@ def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool,
     return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), bom, first, c1, mixed, cr_ends, tuple(lines.empty), lines.total()
 
 
+def lines_of(src: Source) -> BinaryIO:
+    """The CSV's bytes to iterate by line as DuckDB reads them: lines ending in a CR alone made LF
+    (such files are read from a copy in memory anyway)."""
+    if src.cr_line_ends:
+        return io.BytesIO(_as_lf(src.path.read_bytes()))
+    return src.path.open("rb")
+
+
 def _as_lf(data: bytes) -> bytes:
     """CR line ends (and CRLF ones) made LF."""
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -166,8 +174,8 @@ class _Lines:
         self.last, self.offset = int(octets[-1]), self.offset + len(octets)
 
     def total(self) -> int:
-        """The file's lines: its line ends, and a last line without one."""
-        return self.count + (self.offset > self.start)
+        """The file's lines: its line ends, and a last line without one (unless a lone CR, which DuckDB ignores)."""
+        return self.count + (self.offset > self.start and not (self.offset - self.start == 1 and self.last == 13))  # a lone CR: none
 
 
 def _first_record(text: str, delimiter: str | None) -> tuple[str, list[str]]:

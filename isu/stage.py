@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -29,7 +28,7 @@ import pyarrow as pa
 
 from isu.schemas import Profile
 
-from .read import Source
+from .read import Source, lines_of
 from .errors import InputError
 from .trim import BLANK, trim_columns
 from .validate import ROW, lit, q, text_layer, typed_layer
@@ -220,7 +219,9 @@ def malformed_lines(cur: duckdb.DuckDBPyConnection, src: Source, scan: Scan | No
     cur.execute("DROP TABLE IF EXISTS reject_errors")
     cur.execute("DROP TABLE IF EXISTS reject_scans")
     spans, read = (scan.spans(), scan.rows) if scan is not None else (_NO_SPANS, 0)
-    out, aside = _explain(src, [(int(line), kind, None if cut else int(n)) for line, kind, n, cut in rows], *spans, read)
+    # an encoding error's csv_line may stop at the bad byte: its lines are counted in the file too
+    out, aside = _explain(src, [(int(line), kind, None if cut or kind == "INVALID ENCODING" else int(n))
+                                for line, kind, n, cut in rows], *spans, read)
     if scan is not None:
         scan.aside = aside
     return out
@@ -230,14 +231,17 @@ def blank_rows(src: Source, scan: Scan | None) -> list[int]:
     """Spreadsheet rows of the file's empty lines (``Source.blank_lines``): DuckDB skips them, so the
     rows after them are numbered as if they were rows (a spreadsheet shows them). A line is its row
     unless values before it span lines: then it moves up by their line breaks, and an empty line
-    inside such a value is none (the scan's rows are counted; after a row DuckDB set aside that
-    spans lines, a number may be one off)."""
+    inside such a value is none, nor one inside a row DuckDB set aside (the scan's rows are counted;
+    after a row DuckDB set aside that spans lines, a number may be one off)."""
     if not src.blank_lines:
         return []
     rows, breaks, _ = scan.spans() if scan is not None else _NO_SPANS
+    aside = scan.aside if scan is not None else []
     out: list[int] = []
     taken, i = 0, 0  # taken: line breaks inside the values of the rows before the line
     for line in src.blank_lines:
+        if any(first < line <= first + n for first, n in aside):
+            continue  # an empty line of a row DuckDB set aside (``malformed_lines``, which runs first)
         inside = False
         while i < len(rows):
             start = int(rows[i]) + 1 + taken + len(out)  # the first line of the i-th row that spans lines
@@ -280,7 +284,7 @@ def _explain(src: Source, bad: list[tuple[int, str, int | None]], scan_rows: np.
         first = row + aside + (int(fine_before[i - 1]) if i else 0)
         closed = True
         if n is None:  # DuckDB cut its text: count its lines in the file
-            n, closed = _breaks_from(src.path, first)
+            n, closed = _breaks_from(src, first)
         aside += n
         if kind != "merged":
             spans.append((first, n))
@@ -301,11 +305,11 @@ def _rows_of(scan_rows: np.ndarray, taken: np.ndarray) -> np.ndarray:
     return scan_rows + 1 + np.searchsorted(taken - np.arange(len(taken)), scan_rows + 1, side="right")
 
 
-def _breaks_from(path: Path, line: int) -> tuple[int, bool]:
+def _breaks_from(src: Source, line: int) -> tuple[int, bool]:
     """Line breaks inside the row that starts on ``line`` of the file: the lines until its quotes
-    pair up, and whether they do before the file ends. For rows too long for DuckDB to keep their text."""
+    pair up, and whether they do before the file ends. For rows whose text DuckDB did not keep whole."""
     quotes = breaks = 0
-    with path.open("rb") as f:
+    with lines_of(src) as f:
         for text in itertools.islice(f, line - 1, None):
             quotes += text.count(b'"')
             if quotes % 2 == 0:
