@@ -119,6 +119,10 @@ def choose_profile(src: Source, name: str | None, municipality: str | None) -> P
     hint = (f"; nearest in the file: {mask_ids(near[0])!r}" if near else f"; the file has: {mask_ids(', '.join(src.header[:12]))}"
             if src.header else "; it has no header: it is empty")
     extra = " (or pass --municipality CODE)" if what == "municipality" else ""
+    broken = [h for h in src.header if "\n" in h or "\r" in h]  # a header cell typed with Alt+Enter
+    if broken:
+        hint += (f"; the header name {mask_ids(broken[0])!r} holds a line break: remove it in the export (or a text editor) "
+                 "and import again")
     raise ProfileMismatch(f"{src.path.name}: column {col!r} ({what}) not found for profile {best.name!r}{extra}{hint}")
 
 

@@ -392,3 +392,12 @@ def test_a_file_the_reader_refuses_is_said_with_what_to_do(ws):
     with pytest.raises(InputError, match=r"is named \.xlsx but is not an Excel workbook \(it holds plain text\); if it is a CSV export, rename it"):
         ws.import_(fake)
     assert state(ws)["imports"][0] == 0
+
+
+def test_a_line_break_in_a_header_name_is_said(ws):
+    header = wide_header()
+    p = ws.dir / "h.csv"
+    text = ";".join('"Ärende\nID"' if h == "Ärende-ID" else h for h in header) + "\n" + ";".join(wide_row(1).values()) + "\n"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ProfileMismatch, match=r"the header name 'Ärende\\nID' holds a line break: remove it"):
+        ws.import_(p)
