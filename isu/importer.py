@@ -33,6 +33,7 @@ from .read import Source, csv_scan_sql, inspect_file, needs_copy, register_trans
 from .diagnose import diagnose
 from .line_count import check_every_line, lone_cr_line
 from .stage import Stage, Typing, blank_rows, chunks, malformed_lines, open_scan, shown_fields
+from .paths import unwritable_folder
 from .profile_choice import choose_profile, choose_source
 from .upsert import ChunkWriter
 from .store import fetch_one, transaction
@@ -196,9 +197,8 @@ def _check_rejects_path(export: Path, rejects: Path) -> None:
         raise UsageError(f"--rejects {rejects} is the export itself: it would be overwritten; name another file")
     if rejects.is_dir():
         raise UsageError(f"--rejects {rejects} is a folder; name a .csv or .xlsx file")
-    folder = next((p for p in [rejects.parent, *rejects.parent.parents] if p.exists()), None)
-    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write the rejects file {rejects}: {folder or rejects.parent} is not a writable folder "
+    if (folder := unwritable_folder(rejects.parent)) is not None:
+        raise UsageError(f"cannot write the rejects file {rejects}: {folder} is not a writable folder "
                          "(name another with --rejects)")
 
 

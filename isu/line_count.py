@@ -32,10 +32,13 @@ def check_every_line(src: Source, scan, blank: list[int]) -> None:
     seen = src.header_lines + scan.rows + int(breaks.sum()) + len(aside) + int(aside[:, 1].sum()) + len(blank)
     if seen == src.lines:
         return
-    if seen > src.lines:
+    if seen > src.lines and scan.aside:
         first, n = max(scan.aside, key=lambda s: s[1])
         raise InputError(f"{src.path.name}: line {first}: a quote (\") opens a value that closes only at line {first + n}, "
                          "more lines than can be read as one value; fix the quote and import again")
+    if seen > src.lines:  # no row set aside to blame: say what was counted
+        raise InputError(f"{src.path.name}: {seen - src.lines} more rows and lines were read than the file has lines; "
+                         "nothing was imported. Save the export again (as CSV UTF-8) and import it again")
     lost = src.lines - seen
     long = _first_long_line(src.path)
     if long is not None:

@@ -54,6 +54,7 @@ from isu.aggregate import (
     aggregate,
 )
 from isu.errors import DisclosureError, IsuError, UsageError
+from isu.paths import unwritable_folder
 from isu.query import DIM_COLUMNS, write_files
 from isu.stats import STATISTICS, finish
 from isu.store import connect, transaction
@@ -254,9 +255,8 @@ def _check_out(out: Path) -> None:
     """Before any work: ``out`` must be a folder, or one that can be made, in a folder this user can write in."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; name a folder for the published tables (it is created if missing)")
-    folder = next((p for p in [out, *out.parents] if p.exists()), None)
-    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write the publication to {out}: {folder or out.parent} is not a writable folder; "
+    if (folder := unwritable_folder(out)) is not None:
+        raise UsageError(f"cannot write the publication to {out}: {folder} is not a writable folder; "
                          "choose another --out")
 
 

@@ -427,3 +427,18 @@ def test_empty_lines_and_all_lines_are_found_whatever_the_pieces_the_file_is_rea
                               (b"h\r\n\r\nx", (2,), 3), (b"h\r\na\r\nb\r\n", (), 3), (b"h\ra\r\rb\r", (3,), 4)]:
         p.write_bytes(data)
         assert isu.read._digest_and_encoding(p)[-2:] == (want, lines)
+
+
+def test_lines_counted_twice_without_a_row_set_aside_are_one_input_error(ws, monkeypatch):
+    # the check raised a ValueError (max() of no rows) when more lines were read than the file has
+    import dataclasses as dc
+
+    import isu.importer
+
+    p = ws.dir / "x.csv"
+    _save(p, _export(p, 3))
+    real = isu.importer.inspect_file
+    monkeypatch.setattr(isu.importer, "inspect_file", lambda path: dc.replace(real(path), lines=2))
+    with pytest.raises(InputError, match=r"^x\.csv: \d+ more rows and lines were read than the file has lines; nothing was imported"):
+        ws.import_(p)
+    assert _stored(ws) == (0, 0, 0)
