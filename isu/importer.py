@@ -229,9 +229,9 @@ def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: 
             del stage
         res.rows_empty = typing.empty
         res.columns_unread = [mask_ids(c) for c, n in typing.unread.items() if n]
-        malformed = malformed_lines(cur, src, reader)
-        blank = blank_rows(src, reader)
-        check_every_line(src, reader, blank)
+        malformed, aside = malformed_lines(cur, src, reader)
+        blank = blank_rows(src, reader, aside)
+        check_every_line(src, reader, aside, blank)
     except duckdb.OutOfMemoryException:
         raise IsuError(
             f"{src.path.name}: too large to check within DuckDB's memory limit (ISU_MEMORY_LIMIT); the import never spills to "

@@ -19,21 +19,21 @@ from .read import MAX_LINE, Source, lines_of
 __all__ = ["check_every_line", "lone_cr_line"]
 
 
-def check_every_line(src: Source, scan, blank: list[int]) -> None:
+def check_every_line(src: Source, scan, aside: list[tuple[int, int]], blank: list[int]) -> None:
     """Raise InputError unless each line of ``src`` is in one row the ``scan`` (``isu.stage.Scan``,
-    read to its end and past ``malformed_lines``) read or set aside, or among the empty lines
-    ``blank`` (``isu.stage.blank_rows``). Too few: lines are in no row. Too many: DuckDB went on
+    read to its end) read or DuckDB set aside (``aside``: their first line and line breaks, from
+    ``isu.stage.malformed_lines``), or among the empty lines ``blank`` (``isu.stage.blank_rows``). Too few: lines are in no row. Too many: DuckDB went on
     inside a row it set aside (a value that spans more lines than its buffer holds), reading part of
     that row's lines again as rows of their own."""
     if src.kind != "csv" or scan is None or not src.lines:
         return
     _, breaks, _ = scan.spans()
-    aside = np.array(scan.aside, np.int64).reshape(-1, 2)
-    seen = src.header_lines + scan.rows + int(breaks.sum()) + len(aside) + int(aside[:, 1].sum()) + len(blank)
+    spans = np.array(aside, np.int64).reshape(-1, 2)
+    seen = src.header_lines + scan.rows + int(breaks.sum()) + len(spans) + int(spans[:, 1].sum()) + len(blank)
     if seen == src.lines:
         return
-    if seen > src.lines and scan.aside:
-        first, n = max(scan.aside, key=lambda s: s[1])
+    if seen > src.lines and aside:
+        first, n = max(aside, key=lambda s: s[1])
         raise InputError(f"{src.path.name}: line {first}: a quote (\") opens a value that closes only at line {first + n}, "
                          "more lines than can be read as one value; fix the quote and import again")
     if seen > src.lines:  # no row set aside to blame: say what was counted

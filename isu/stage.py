@@ -33,10 +33,11 @@ from .errors import InputError
 from .trim import BLANK, trim_columns
 from .validate import ROW, lit, q, text_layer, typed_layer
 
-__all__ = ["CHUNK_ROWS", "RECORD_FIELDS", "WHOLE_ROWS", "Malformed", "Stage", "Typing", "blank_rows", "chunks", "malformed_lines",
+__all__ = ["CHUNK_ROWS", "RECORD_FIELDS", "WHOLE_ROWS", "Aside", "Malformed", "Stage", "Typing", "blank_rows", "chunks", "malformed_lines",
            "measurement_count_sql", "measurements_sql", "open_scan", "shown_fields"]
 
 Malformed = tuple[int, str]  # (row, what is wrong with it: DuckDB's error kind, and the lines it spans)
+Aside = tuple[int, int]  # (first line in the file, line breaks inside it) of a row DuckDB's reader set aside
 #: Rows per chunk of a wide export (a 10-million-row import peaked at 1.1 GB with these).
 CHUNK_ROWS = 500_000
 #: Rows of the largest export staged as one chunk. Chunks cost bookkeeping (the keys of every
@@ -67,7 +68,7 @@ def open_scan(cur: duckdb.DuckDBPyConnection, scan: str, src: Source | None, tri
 
 class Scan:
     """The rows of a scan, as Arrow batches, minus the rows in which a stray quote swallowed whole
-    lines of a CSV: a value holding a line break and as many delimiters as a line has (``merged``).
+    lines of a CSV (``merged``, see ``_swallowed``).
     Such a row is no row of the export, so it is never typed: ``malformed_lines`` reports it, and
     the lines it took. Also noted for that: the rows whose values span lines (``spans``), so that
     line numbers in the file can be told from row numbers. Then the cells of the columns ``trim``
@@ -76,7 +77,6 @@ class Scan:
     def __init__(self, reader: pa.RecordBatchReader, src: Source | None, trim: set[str] | frozenset[str] = frozenset()) -> None:
         self.reader, self.schema, self.src, self.trim = reader, reader.schema, src, trim
         self.rows = 0  # rows read, the merged ones with them
-        self.aside: list[tuple[int, int]] = []  # (first line, line breaks) of the rows DuckDB set aside (``malformed_lines``)
         self._spans: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
@@ -98,7 +98,7 @@ class Scan:
                 n = pc.count_substring(col, "\n").fill_null(0).to_numpy(zero_copy_only=False)
                 d = pc.count_substring(col, self.src.delimiter).fill_null(0).to_numpy(zero_copy_only=False)
                 breaks += n
-                merged |= (n > 0) & (d >= whole)
+                merged |= _swallowed(col, n, d, whole, self.src.delimiter)
         at = np.flatnonzero(breaks)
         self._spans.append((self.rows + 1 + at, breaks[at], merged[at]))
         self.rows += batch.num_rows
@@ -110,6 +110,21 @@ class Scan:
 
 
 _NO_SPANS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool))
+
+
+def _swallowed(col: pa.Array, breaks: np.ndarray, delims: np.ndarray, whole: int, delimiter: str) -> np.ndarray:
+    """Which values of ``col`` (``breaks`` line breaks and ``delims`` delimiters in each) hold lines
+    of the file that a stray quote took in. DuckDB reads such a value as part of one row only when
+    the quote that closes it stands in the column where the stray one opened: the value then holds
+    the rest of the first line, each line between whole and the start of the last, that is a whole
+    line's delimiters (``whole``) for each line it took in. So: a multiple of ``whole``, or, when
+    short rows among the lines taken in break that count, a line of the value with all but two of
+    a line's delimiters or more. A comment typed over several lines, semicolons and all, holds
+    neither as a rule, and stays a value (it may still, seldom, look like swallowed lines)."""
+    out = (breaks > 0) & (delims >= whole) & (delims % whole == 0)
+    for i in np.flatnonzero((breaks > 0) & (delims >= whole) & ~out):  # few: values over lines, with many delimiters
+        out[i] = max(line.count(delimiter) for line in col[int(i)].as_py().split("\n")) >= max(whole - 2, 1)
+    return out
 
 
 def _typed_errors(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
@@ -200,13 +215,14 @@ def chunks(reader: pa.RecordBatchReader, rows: int | None, whole: int | None = N
     yield pa.Table.from_batches(batches, schema=schema), True
 
 
-def malformed_lines(cur: duckdb.DuckDBPyConnection, src: Source, scan: Scan | None = None) -> list[Malformed]:
+def malformed_lines(cur: duckdb.DuckDBPyConnection, src: Source, scan: Scan | None = None) -> tuple[list[Malformed], list[Aside]]:
     """The rows DuckDB's CSV reader set aside, and those ``Scan`` did (after the scan has been read
-    to its end); each says which lines of the file it spans when they are more than one. A quote
+    to its end); each says which lines of the file it spans when they are more than one. Also where
+    the rows DuckDB set aside lie in the file (``blank_rows`` and ``isu.line_count`` need them). A quote
     that never closes (the last row of the file, spanning lines) fails the whole file instead: the
     rest of the file was read as one value."""
     if src.kind != "csv":
-        return []  # XLSX has no malformed lines
+        return [], []  # XLSX has no malformed lines
     # only counts leave DuckDB: csv_line holds ids. It runs from the line end before the row
     # (blank lines too: DuckDB counts them in ``line``) and may end in the row's own line end.
     text = "trim(csv_line, chr(13) || chr(10))"
@@ -220,28 +236,25 @@ def malformed_lines(cur: duckdb.DuckDBPyConnection, src: Source, scan: Scan | No
     cur.execute("DROP TABLE IF EXISTS reject_scans")
     spans, read = (scan.spans(), scan.rows) if scan is not None else (_NO_SPANS, 0)
     # an encoding error's csv_line may stop at the bad byte: its lines are counted in the file too
-    out, aside = _explain(src, [(int(line), kind, None if cut or kind == "INVALID ENCODING" else int(n))
-                                for line, kind, n, cut in rows], *spans, read)
-    if scan is not None:
-        scan.aside = aside
-    return out
+    return _explain(src, [(int(line), kind, None if cut or kind == "INVALID ENCODING" else int(n))
+                          for line, kind, n, cut in rows], *spans, read)
 
 
-def blank_rows(src: Source, scan: Scan | None) -> list[int]:
+def blank_rows(src: Source, scan: Scan | None, aside: list[Aside] = ()) -> list[int]:
     """Spreadsheet rows of the file's empty lines (``Source.blank_lines``): DuckDB skips them, so the
     rows after them are numbered as if they were rows (a spreadsheet shows them). A line is its row
     unless values before it span lines: then it moves up by their line breaks, and an empty line
-    inside such a value is none, nor one inside a row DuckDB set aside (the scan's rows are counted;
-    after a row DuckDB set aside that spans lines, a number may be one off)."""
+    inside such a value is none, nor one inside a row DuckDB set aside (``aside``, from
+    ``malformed_lines``; the scan's rows are counted; after a row DuckDB set aside that spans lines,
+    a number may be one off)."""
     if not src.blank_lines:
         return []
     rows, breaks, _ = scan.spans() if scan is not None else _NO_SPANS
-    aside = scan.aside if scan is not None else []
     out: list[int] = []
     taken, i = 0, 0  # taken: line breaks inside the values of the rows before the line
     for line in src.blank_lines:
         if any(first < line <= first + n for first, n in aside):
-            continue  # an empty line of a row DuckDB set aside (``malformed_lines``, which runs first)
+            continue  # an empty line of a row DuckDB set aside
         inside = False
         while i < len(rows):
             start = int(rows[i]) + 1 + taken + len(out)  # the first line of the i-th row that spans lines
@@ -268,7 +281,7 @@ _KINDS = {
 
 
 def _explain(src: Source, bad: list[tuple[int, str, int | None]], scan_rows: np.ndarray, breaks: np.ndarray,
-             merged: np.ndarray, read: int) -> list[Malformed]:
+             merged: np.ndarray, read: int) -> tuple[list[Malformed], list[Aside]]:
     """``bad``: DuckDB's (row, error kind, line breaks in it or None if its text was cut); the rest:
     see ``Scan``. Rows count as a spreadsheet shows them (a value spanning lines is one row; the
     header is row 1); a row's first line in the file is its row number plus the line breaks inside
