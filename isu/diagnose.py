@@ -14,12 +14,14 @@ import re
 from pathlib import Path
 
 from isu.errors import InputError
+from isu.read import cr_line_ends_in
 
 __all__ = ["diagnose"]
 
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003 (.xls) and other OLE2 compound files
 _ZIP = b"PK\x03\x04"
 _DELIMITERS = re.compile(r"[;,\t|]")
+_HEAD = 1 << 16  # the bytes looked at
 
 
 def diagnose(path: str | Path) -> InputError | None:
@@ -32,7 +34,7 @@ def diagnose(path: str | Path) -> InputError | None:
         return InputError(f"{p}: no such file{where}; check the name and folder")
     try:
         with p.open("rb") as f:
-            head = f.read(1 << 16)
+            head = f.read(_HEAD)
     except PermissionError:
         return InputError(f"{p}: no permission to read this file; ask its owner (or IT support) for read access, "
                           "or save the export again to a folder of yours")
@@ -52,8 +54,8 @@ def diagnose(path: str | Path) -> InputError | None:
 
 def _stray_cr(p: Path, head: bytes) -> InputError | None:
     """A carriage return inside the (unquoted) header row: the reader sees the row end there."""
-    if b"\n" not in head:  # lines ending in CRs alone (Excel for Mac): the reader handles those
-        return None
+    if b"\n" not in head or cr_line_ends_in(head, whole=len(head) < _HEAD):  # lines ending in CRs alone (Excel for
+        return None  # Mac, LFs only inside quoted values): the reader handles those, as it tells them (``isu.read``)
     line = head.split(b"\n", 1)[0].rstrip(b"\r")
     at = line.find(b"\r")
     if at < 0 or b'"' in line[:at]:  # a quoted name may hold a line break

@@ -121,12 +121,42 @@ def _digest_and_encoding(path: Path) -> tuple[str, str, bool, bytes, bool, bool,
     invalid += decoder.decode(b"", final=True).count("\ufffd")
     bom = first.startswith(codecs.BOM_UTF8)
     utf8 = bom or multibyte >= invalid
-    # lines end in CRs alone when those outnumber the other line breaks (LFs inside values, say)
+    # lines end in CRs alone when those outnumber the LFs; where both occur, when they do so outside
+    # quoted values at the start of the file (LFs inside values, or CRs, may outnumber the line ends)
     cr_ends = crs - lines.crlf > lines.count
+    if crs > lines.crlf and lines.count:
+        cr_ends = cr_line_ends_in(first, whole=lines.offset == len(first), counted=cr_ends)
     mixed = not cr_ends and 0 < lines.crlf < lines.count  # some LFs after a CR, some not
     if cr_ends:
         lines = _lines_of(_as_lf(path.read_bytes()))
     return h.hexdigest(), ("utf-8" if utf8 else "cp1252"), bom, first, c1, mixed, cr_ends, tuple(lines.empty), lines.total()
+
+
+def cr_line_ends_in(data: bytes, *, whole: bool = False, counted: bool | None = None) -> bool:
+    """Whether the lines of a CSV file that holds both CRs alone and LFs end in a CR alone, told by
+    the line ends outside quoted values at its start ``data`` (``whole``: all of the file); a quote
+    opens or closes a quoted value wherever it stands, whatever the delimiter (``""`` inside one:
+    two, and the value goes on). ``counted``: what counting the file's CRs alone against its LFs
+    said (more CRs: True), which this overturns only when the start of the file is clear about it;
+    None: count those of ``data``.
+
+    Excel for Mac ends lines in a CR and a line break inside a cell in an LF: in a short export with
+    long comments the LFs outnumber the CRs. Toward CR line ends, then, the CRs alone that end lines
+    outside quoted values need only outnumber the LFs that do (a stray CR in a header, a minority,
+    stays an LF file's). Toward LF, no CR alone may end a line outside quoted values: a stray quote
+    turns what is in and out of quotes after it around, and the CR after the header then still
+    keeps a CR file one. Costs some milliseconds on the first piece of a file (``CHUNK``), and only
+    on a file that holds both."""
+    octets = np.frombuffer(data, np.uint8)
+    quotes = np.flatnonzero(octets == 34)
+    cr, lf = np.flatnonzero(octets == 13), np.flatnonzero(octets == 10)
+    if counted is None:
+        counted = len(cr) - int(np.count_nonzero(octets[cr[cr + 1 < len(octets)] + 1] == 10)) > len(lf)
+    cr, lf = (at[np.searchsorted(quotes, at) % 2 == 0] for at in (cr, lf))  # outside quotes: an even number before
+    if not whole and len(cr) and cr[-1] == len(octets) - 1:
+        cr = cr[:-1]  # an LF may follow it in the next piece
+    bare = int(np.count_nonzero(octets[np.minimum(cr + 1, len(octets) - 1)] != 10))  # the last byte: itself, no LF
+    return (bare > 0 or not len(lf)) if counted else bare > len(lf)
 
 
 def lines_of(src: Source) -> BinaryIO:

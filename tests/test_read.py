@@ -442,6 +442,50 @@ def test_any_bytes_give_a_clean_result_or_one_isu_error(fuzz_store, data):
     assert after - before == r.records_inserted
 
 
+@st.composite
+def multiline_tables(draw) -> tuple[bytes, str, int, int]:
+    """A small valid export whose ``Kommentar`` cells hold quoted values of several lines (breaks LF
+    as Excel writes them, CRLF, or CR; quotes and delimiters too), its lines ending in CR, LF or
+    CRLF: (the file, its line end, its rows, its lines as the reader counts them, in LF form)."""
+    newline = draw(st.sampled_from(["\r", "\n", "\r\n"]))
+    words = st.text(alphabet='ab åö;"', max_size=6)
+    values = draw(st.lists(st.lists(st.tuples(st.sampled_from(["\n", "\n", "\r\n", "\r"]), words), max_size=6),
+                           min_size=1, max_size=5))
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=";", lineterminator=newline)
+    w.writerow([*wide_header(), "Kommentar"])
+    w.writerows([*wide_row(i).values(), f"@{i}@"] for i in range(1, len(values) + 1))
+    text = buf.getvalue()
+    lines = len(values) + 1
+    for i, parts in enumerate(values, 1):
+        value = draw(words) + "".join(b + t for b, t in parts)
+        text = text.replace(f"@{i}@", '"' + value.replace('"', '""') + '"')
+        # the lines in LF form: a CR file's breaks made LF (a CR before an LF with it), an LF file's LFs
+        lines += (value.replace("\r\n", "\n").replace("\r", "\n") if newline == "\r" else value).count("\n")
+    return text.encode(draw(st.sampled_from(["utf-8", "cp1252"]))), newline, len(values), lines
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table=multiline_tables())
+@example(table=((";".join([*wide_header(), "Kommentar"]) + "\r" + "".join(
+    ";".join([*wide_row(i).values(), '"rad ett\nrad två\nrad tre"']) + "\r" for i in (1, 2, 3))).encode(), "\r", 3, 10))
+def test_multiline_values_leave_the_line_ends_and_rows_found(fuzz_store, table):
+    """Whatever the line breaks inside quoted values, and however many, the reader tells the
+    file's line ends as they are and reads every row."""
+    data, newline, rows, lines = table
+    con, folder = fuzz_store
+    path = folder / f"m{hashlib.sha1(data).hexdigest()[:12]}.csv"
+    path.write_bytes(data)
+    try:
+        src = inspect_file(path)
+        assert src.cr_line_ends == (newline == "\r") and not (src.cr_line_ends and src.mixed_line_ends)
+        assert (src.lines, src.header_lines) == (lines, 1)
+        r = import_file(con, path, key=KEY, again=True, rejects_path=folder / "rejects.csv")
+    finally:
+        path.unlink()
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (rows, rows, 0), r.errors_by_type
+
+
 def test_xlsx_cells_lose_the_line_breaks_around_them(ws):
     """Alt+Enter leaves a line break at a cell's end that no one sees."""
     p = write_xlsx(ws.dir / "w.xlsx", [wide_row(1, person_id=" " + wide_row(1)["Personnummer"] + "\n", need_area="Boende\n\t")])

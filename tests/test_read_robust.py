@@ -360,6 +360,85 @@ def test_lines_ending_in_a_cr_alone_all_read(ws, encoding):
         assert con.execute("SELECT DISTINCT need_area, end_reason FROM records").fetchall() == [("income", "client_ended")]
 
 
+def _mac_export(path: Path, n: int, value: str, **kw) -> list[bytes]:
+    """An export of ``n`` rows, lines ending in a CR alone, whose ``Kommentar`` cells each hold the
+    quoted ``value`` (line breaks in it as Excel for Mac writes them: LF), as its lines."""
+    lines = _export(path, n, newline="\r", comment={i: f"C{i}" for i in range(1, n + 1)}, **kw)
+    cell = b';"' + value.encode().replace(b'"', b'""') + b'"'
+    return [line.replace(b";C%d" % i, cell) if line.endswith(b";C%d" % i) else line for i, line in enumerate(lines, 0)]
+
+
+COMMENT = "rad ett\nrad två\nrad tre"
+
+
+def test_cr_line_ends_with_more_line_breaks_in_values_than_line_ends(ws):
+    """A short Excel for Mac export with long comments: the LFs inside its values outnumber the CRs
+    that end its lines (it was taken for an LF file with a stray CR in its header)."""
+    p = _save(ws.dir / "mac3.csv", _mac_export(ws.dir / "mac3.csv", 3, COMMENT), b"\r")
+    data = p.read_bytes()
+    assert data.count(b"\n") > data.count(b"\r") and b"\r\n" not in data
+    src = inspect_file(p)
+    assert (src.cr_line_ends, src.mixed_line_ends, src.lines, src.header_lines) == (True, False, 10, 1)
+    r = ws.import_(p)
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (3, 3, 0), r.errors_by_type
+    import duckdb
+
+    from isu.read import register_transcoded
+
+    with duckdb.connect() as con:  # the values as the import read them: whole, their line breaks LF
+        name = register_transcoded(con, src)
+        assert con.execute(f'SELECT "Ärende-ID", "Kommentar" FROM {name}').fetchall() == [(f"K{i}", COMMENT) for i in (1, 2, 3)]
+
+
+def test_cr_line_ends_with_more_line_breaks_in_values_name_the_rows_of_rejects(ws):
+    p = ws.dir / "mac4.csv"
+    lines = _mac_export(p, 4, COMMENT)
+    at = {k: next(i for i, line in enumerate(lines) if b";K%d;" % k in line) for k in (2, 3)}
+    lines[at[2]] += b";extra"  # K2, row 3 (lines 5-7): malformed, set aside by DuckDB
+    lines[at[3]] = lines[at[3]].replace(b";Egen regi;", b";BAD;")  # K3, row 4 (lines 8-10)
+    r = ws.import_(_save(p, lines, b"\r"))
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (4, 2, 2), r.errors_by_type
+    rejects = _rejects(r)
+    assert [(x["row"], x["error_type"]) for x in rejects] == [("3", "malformed_row"), ("4", "not_in_code_list")]
+    assert "lines 5-7 read as one row" in rejects[0]["message"]
+
+
+def test_cr_line_ends_with_more_line_breaks_in_values_and_a_header_no_profile_fits(ws):
+    """The reader's own message stands: no "stray CR in the header" from ``isu.diagnose``."""
+    p = ws.dir / "mac5.csv"
+    lines = _mac_export(p, 3, COMMENT)
+    lines[0] = lines[0].replace(b";Slutdatum;", b";Slutdatumm;")
+    with pytest.raises(InputError, match=r"column 'Slutdatum' of profile 'generic_sv' not found") as e:
+        ws.import_(_save(p, lines, b"\r"))
+    assert "carriage return" not in str(e.value)
+
+
+@pytest.mark.parametrize(("data", "cr_ends", "mixed"), [
+    (b'h;i\r1;"a\nb\nc"\r2;"d\n\ne"\r', True, False),  # LFs inside values outnumber the CRs
+    (b'h;i\r1;"a\r\nb\r\nc"\r2;"d\r\ne"\r', True, False),  # CRLFs inside values
+    (b'h;"i\nj"\r1;"a\nb\nc"\r2;x\rSumma;1\n', True, False),  # a footer ending in LF, a name spanning lines
+    (b"A;B\rC;D\n1;2\n", False, False),  # a stray CR in an LF file's header: the reader says so
+    (b'h;i\n1;"a\rb\rc\rd"\n2;"e\rf"\n', False, False),  # CRs inside an LF file's values outnumber its LFs
+    (b'h;i\r\n1;"a\rb\rc\rd"\r\n2;"e\nf"\r\n', False, True),  # and a CRLF file's, one with an LF too
+    (b'h;i\r1;x"y\r2;"a\nb"\r3;z\r', True, False),  # a stray quote turns in and out around: the header's CR counts
+])
+def test_line_ends_are_told_by_those_outside_quoted_values(tmp_path, data, cr_ends, mixed):
+    import isu.read
+
+    p = tmp_path / "x.csv"
+    p.write_bytes(data)
+    assert isu.read._digest_and_encoding(p)[5:7] == (mixed, cr_ends)
+
+
+def test_a_crlf_split_between_the_first_piece_and_the_next_is_one_line_end(tmp_path, monkeypatch):
+    import isu.read
+
+    data = b'h;i\r\n1;"a\rb\rc\rd"\r\n2;"e\rf\rg"\r\n'
+    monkeypatch.setattr(isu.read, "CHUNK", len(data) - 1)  # the first piece ends in the CR of the last CRLF
+    (p := tmp_path / "x.csv").write_bytes(data)
+    assert isu.read._digest_and_encoding(p)[5:7] == (False, False)
+
+
 # --- 4. a stray byte in a UTF-8 export ---------------------------------------------------------
 
 
