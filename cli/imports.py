@@ -14,6 +14,7 @@ from isu.pseudonym import mask_ids
 from isu.errors import IsuError, KeyFileError, UsageError, WorkspaceBusy, WorkspaceError, WorkspaceReadOnly
 from isu.importer import import_file
 from isu.keys import load_key
+from isu.paths import present
 from isu.store import connect, init_store
 
 from .main import emit, err, error_line, error_object, out
@@ -39,7 +40,7 @@ def _check_workspace(db: Path) -> duckdb.DuckDBPyConnection:
     memory when there is none yet, another process is importing into it, or it cannot be written
     here (a check writes nothing, but runs inside a transaction of the workspace)."""
     try:
-        if db.exists():
+        if present(db):  # one that cannot be read: connect says so
             return connect(db)
     except (WorkspaceBusy, WorkspaceReadOnly) as e:
         err.print(f"note: {escape(mask_ids(str(e)))}; checked against an empty workspace instead (new/updated counts are not this workspace's)",
@@ -52,7 +53,7 @@ def _check_workspace(db: Path) -> duckdb.DuckDBPyConnection:
 def _key(path: Path, dry_run: bool):
     """The pool key; for a check only (``validate``, ``--dry-run``), none when there is no key file:
     the checks do not depend on the key, so an export can be checked before the key has arrived."""
-    return None if dry_run and not path.exists() else load_key(path)
+    return None if dry_run and not present(path) else load_key(path)  # one that cannot be read: load_key says so
 
 
 def _run(ctx: typer.Context, files: list[Path], profile, municipality, dry_run, json_, rejects, again=False) -> None:
@@ -173,7 +174,7 @@ def import_cmd(
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Import profile name or TOML path (default: the shipped profile that fits the header)."),
     municipality: Optional[str] = typer.Option(None, "--municipality", "-m", help="SCB code of the municipality, for exports without a municipality column (rows naming another are rejected)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check everything, write nothing (a rejects file only with --rejects), as isu validate."),
-    rejects: Optional[Path] = typer.Option(None, "--rejects", help=REJECTS_HELP + " With --dry-run: no file unless given."),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help=REJECTS_HELP + " With --dry-run: no file unless given.", readable=False),
     again: bool = typer.Option(False, "--again", help="Import a file even if it was imported before (after fixing a code list or --municipality)."),
     json_: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
 ) -> None:
@@ -190,7 +191,7 @@ def validate_cmd(
     files: List[Path] = typer.Argument(..., help="Export files (CSV or XLSX).", readable=False),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Import profile name or TOML path."),
     municipality: Optional[str] = typer.Option(None, "--municipality", "-m", help="SCB code for exports without a municipality column."),
-    rejects: Optional[Path] = typer.Option(None, "--rejects", help=CHECK_REJECTS_HELP),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help=CHECK_REJECTS_HELP, readable=False),
     json_: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
 ) -> None:
     """Run every import check on the files, writing nothing: no workspace change, and a rejects file only with --rejects."""

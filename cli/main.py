@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,10 @@ from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
 try:
-    from typer._click.exceptions import ClickException  # typer ≥ 0.2x carries its own click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption  # typer ≥ 0.2x carries its own click
 except ImportError:  # pragma: no cover - older typer
-    from click.exceptions import ClickException
+    from click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption
+from typer.core import TyperGroup
 
 from isu import __version__
 from isu.errors import EXIT_CODES, IsuError
@@ -29,6 +31,11 @@ from isu.keys import default_key_path
 from isu.store import default_db_path
 
 __all__ = ["app", "run", "State", "emit", "error_line", "fail"]
+
+
+class _PipeClosed(Exception):
+    """stdout's reader went away (``isu validate FILE | head -1``). Not an OSError: typer's runner
+    turns a broken pipe into a silent exit 1; this reaches ``run`` instead."""
 
 
 class _Console(Console):
@@ -40,13 +47,36 @@ class _Console(Console):
         size = super().size
         return size if self.is_terminal else ConsoleDimensions(1 << 20, size.height)
 
+    def on_broken_pipe(self) -> None:
+        """Rich's own exits 1 without a word; ``run`` decides (``_stop_quietly``)."""
+        self.quiet = True
+        raise _PipeClosed()
+
 
 err = _Console(stderr=True, highlight=False)
 out = _Console(highlight=False)
 
 EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
 
+
+class _Group(TyperGroup):
+    """The top command: a closed stdout found while parsing (``--help``) or running leaves as ``_PipeClosed``."""
+
+    def make_context(self, *args: Any, **kwargs: Any):
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            raise _PipeClosed() from None
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _PipeClosed() from None
+
+
 app = typer.Typer(
+    cls=_Group,
     name="isu",
     help="Individual-based systematic follow-up (ISU): import follow-up exports, publish safe aggregates, dashboards, regional pooling.",
     no_args_is_help=True,
@@ -140,21 +170,81 @@ def _error_exit(message: str, code: int, kind: str, as_json: bool) -> None:
     sys.exit(code)
 
 
-def run() -> None:
-    """Console-script entry: IsuError → one line + its exit code; Ctrl-C → 130. With ``--json``
-    every error exit (usage errors too) also prints one JSON object on stdout (``error_object``)."""
-    as_json = _json_requested(sys.argv[1:])
+def _usage_message(e: ClickException) -> str:
+    """Click's message on one line, in the words of the rest: the command, what is wrong (with
+    click's suggestion), where the help is: ``isu import: no such option: --nosuch (see isu import --help)``."""
+    if isinstance(e, NoSuchOption) and e.possibilities:
+        near = sorted(e.possibilities)
+        text = f"{e.message}; did you mean {near[0] if len(near) == 1 else 'one of ' + ', '.join(near)}?"
+    else:
+        text = e.format_message().replace(". Did you mean", "; did you mean")
+    text = _one_line(text).rstrip(".")
+    if text[1:2].islower():
+        text = text[0].lower() + text[1:]
+    ctx = getattr(e, "ctx", None)
+    path = ctx.command_path if ctx is not None else _command_path(sys.argv[1:])  # click gives some errors no context
+    return f"{path}: {text} (see {path} --help)"
+
+
+def _command_path(args: list[str]) -> str:
+    """``isu import`` for ``isu --db x.duckdb import --profile``: the commands the arguments name."""
+    from typer.main import get_command
+
+    cmd, path, rest = get_command(app), ["isu"], iter(args)
+    for arg in rest:
+        if arg == "--":
+            break
+        if arg.startswith("-"):
+            opt = next((o for o in cmd.params if arg in getattr(o, "opts", ())), None)
+            if opt is not None and not getattr(opt, "is_flag", True):
+                next(rest, None)  # its value
+            continue
+        cmd = getattr(cmd, "commands", {}).get(arg)
+        if cmd is None:
+            break
+        path.append(arg)
+    return " ".join(path)
+
+
+def _stop_quietly() -> None:
+    """The reader of stdout closed it: stop as ``head``'s writer does, without a word. stdout is
+    pointed at /dev/null first, so that the interpreter's flush at exit does not fail again. Exit
+    141 (128 + SIGPIPE), what a shell shows for a tool that SIGPIPE stopped: the command did not
+    finish (an import of several files stops at the file whose summary could not be printed), so
+    0 would claim too much; under ``set -o pipefail`` it fails as ``yes | head -1`` does."""
     try:
-        if not as_json:
-            app()  # typer prints usage errors in its box, exit 2
-            return
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (a test's capture)
+        pass
+    sys.exit(141)
+
+
+def run() -> None:
+    """Console-script entry: IsuError → one line + its exit code; a usage error → one line, exit 2;
+    a closed stdout → silence, exit 141; Ctrl-C → 130. With ``--json`` every error exit (usage
+    errors too) also prints one JSON object on stdout (``error_object``)."""
+    try:
         try:
-            code = app(standalone_mode=False)
-        except ClickException as e:  # unknown option, missing argument, bad value
-            _error_exit(e.format_message(), e.exit_code, "UsageError" if e.exit_code == 2 else type(e).__name__, True)
-        sys.exit(code if isinstance(code, int) else 0)
+            _run(_json_requested(sys.argv[1:]))
+        finally:
+            sys.stdout.flush()  # here, so that a closed pipe is caught below, not at the interpreter's exit
+    except (_PipeClosed, BrokenPipeError):
+        _stop_quietly()
+
+
+def _run(as_json: bool) -> None:
+    try:
+        # standalone_mode=False: click's errors come here, not to typer's box of several lines
+        code = app(prog_name="isu", standalone_mode=False)
+    except NoArgsIsHelpError:  # ``isu`` or ``isu key`` alone: the help was printed
+        sys.exit(2)
+    except ClickException as e:  # unknown option, missing argument, bad value
+        _error_exit(_usage_message(e), e.exit_code, "UsageError" if e.exit_code == 2 else type(e).__name__, as_json)
+    except typer.Abort:
+        _error_exit("aborted", 1, "Abort", as_json)
     except IsuError as e:
         _error_exit(str(e), e.exit_code, type(e).__name__, as_json)
     except KeyboardInterrupt:
         err.print("interrupted; nothing was changed by the unfinished step")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

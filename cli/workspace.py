@@ -29,7 +29,8 @@ def init(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="P
 @key_app.command("new")
 def key_new(
     ctx: typer.Context,
-    out_path: Optional[Path] = typer.Option(None, "--out", help="Where to write the key (default: --key-file, ./isu.key)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Where to write the key (default: --key-file, ./isu.key).",
+                                           readable=False),  # an existing key: new_key says so
     json_: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
 ) -> None:
     """Write a new random pool key (file mode 0600) and print its fingerprint.

@@ -33,7 +33,7 @@ from .read import Source, csv_scan_sql, inspect_file, needs_copy, register_trans
 from .diagnose import diagnose
 from .line_count import check_every_line, lone_cr_line
 from .stage import Stage, Typing, blank_rows, chunks, malformed_lines, open_scan, shown_fields
-from .paths import unwritable_folder
+from .paths import missing_folder, unwritable_folder
 from .profile_choice import choose_profile, choose_source
 from .upsert import ChunkWriter
 from .store import fetch_one, transaction
@@ -192,14 +192,19 @@ def _check_municipality(code: str | None) -> None:
 
 def _check_rejects_path(export: Path, rejects: Path) -> None:
     """Before anything is written: the rejects file must not be the export itself, and its folder
-    must be writable (a failure after the commit would leave the rejects in the workspace only)."""
+    must be writable (a failure after the commit would leave the rejects in the workspace only)
+    and exist, or be one folder that can be made in one that exists."""
     if rejects.resolve() == export.resolve():
         raise UsageError(f"--rejects {rejects} is the export itself: it would be overwritten; name another file")
     if rejects.is_dir():
         raise UsageError(f"--rejects {rejects} is a folder; name a .csv or .xlsx file")
+    if (missing := missing_folder(rejects)) is not None:  # a typo in a folder's name: no folder tree is made for it
+        raise UsageError(f"--rejects {rejects}: the folder {missing} does not exist (create it first, or name another)")
     if (folder := unwritable_folder(rejects.parent)) is not None:
         raise UsageError(f"cannot write the rejects file {rejects}: {folder} is not a writable folder "
                          "(name another with --rejects)")
+    if rejects.is_file() and not os.access(rejects, os.W_OK):  # one of an earlier run, say, left read-only
+        raise UsageError(f"cannot write the rejects file {rejects}: permission denied (name another with --rejects)")
 
 
 def _run(con, cur, src: Source, prof: Profile, res: ImportResult, municipality: str | None, params: dict) -> tuple[list, bool]:

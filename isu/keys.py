@@ -41,7 +41,7 @@ def default_key_path() -> Path:
 def new_key(path: str | Path, *, overwrite: bool = False) -> PoolKey:
     """Write a new random key with mode 0600 (created so, never world-readable even briefly)."""
     path = Path(path)
-    if path.exists() and not overwrite:
+    if os.path.exists(path) and not overwrite:  # False in a folder without permission: os.open then says so
         raise KeyFileError(f"{path} already exists; a new key would change every pseudonym. Use another --out")
     key = PoolKey(secrets.token_bytes(32))
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -69,6 +69,9 @@ def load_key(path: str | Path) -> PoolKey:
         raise KeyFileError(f"{path} is a folder; --key-file names the pool key file itself") from None
     except UnicodeDecodeError:
         raise KeyFileError(f"{path} is not an isu pool key") from None
+    except PermissionError:  # the file, or a folder on the way to it
+        raise KeyFileError(f"cannot read the pool key {path}: permission denied; ask whoever manages the key for read "
+                           "access, or name another with ISU_KEY_FILE (or --key-file)") from None
     except OSError as e:
         raise KeyFileError(f"cannot read pool key {path}: {e.strerror or e}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):

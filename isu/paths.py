@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["unwritable_folder"]
+__all__ = ["unwritable_folder", "missing_folder", "present"]
 
 
 def unwritable_folder(path: Path) -> Path | None:
@@ -16,3 +16,22 @@ def unwritable_folder(path: Path) -> Path | None:
     if folder is not None and folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
         return None
     return folder or path
+
+
+def missing_folder(file: Path) -> Path | None:
+    """The folder that ``file`` would need and that does not exist, when more than ``file``'s own
+    folder is missing: that one is made (``mkdir``), a tree is not (``mkdir -p``), since a typo in
+    a folder's name would make one silently. None when nothing, or only the file's folder, is missing."""
+    folder = file.parent
+    if folder.exists() or folder.parent.exists():
+        return None
+    return folder
+
+
+def present(path: Path) -> bool:
+    """``path`` exists, or whether it does cannot be told (a folder on the way without permission):
+    opening it then says why it cannot be read, where ``Path.exists`` would raise."""
+    try:
+        return path.exists()
+    except PermissionError:
+        return True

@@ -187,7 +187,7 @@ def write_file(rejects: list[Reject], path: Path) -> Path:
     CSV through the standard library: importing polars for it took 0.2 s of every import
     that had a reject."""
     header = ("row", "column", "value", "error_type", "message")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(exist_ok=True)  # its own folder only: a missing tree is refused before the import (a typo)
     if path.suffix.lower() == ".xlsx":
         import polars as pl
 

@@ -135,6 +135,10 @@ def _is_lock_error(e: Exception) -> bool:
 def connect(path: str | Path, *, read_only: bool = False, create: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the workspace. ``create`` makes it (and its tables) if missing."""
     path = Path(path)
+    try:
+        path.exists()
+    except PermissionError:  # a folder on the way to it without permission
+        raise WorkspaceError(_no_access(path)) from None
     if path.is_dir():
         raise WorkspaceError(f"{path} is a folder, not a workspace file; give --db (or ISU_DB) the file itself, e.g. {path / 'isu.duckdb'}")
     if not path.exists() and not path.parent.is_dir():
@@ -153,6 +157,8 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
     except duckdb.IOException as e:
         if _is_lock_error(e):
             raise WorkspaceBusy(f"workspace busy: another isu process is using {path}; try again when it has finished") from None
+        if "permission denied" in str(e).lower():
+            raise WorkspaceError(_no_access(path)) from None
         raise WorkspaceError(f"cannot open workspace {path}: {e}") from None
     except duckdb.Error as e:
         raise WorkspaceError(f"{path} is not a usable isu workspace: {e}") from None
@@ -165,6 +171,11 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
     return con
 
 
+def _no_access(path: Path) -> str:
+    return (f"cannot open the workspace {path}: permission denied; ask whoever manages it for read access (and write "
+            "access, to import), or name another with --db (or ISU_DB)")
+
+
 def _check_is_duckdb(path: Path) -> None:
     """An existing file must be a DuckDB database (its header carries ``DUCK`` at byte 8): DuckDB
     would otherwise read some files (CSV, JSON, Parquet) as an in-memory database, and an import
@@ -174,6 +185,8 @@ def _check_is_duckdb(path: Path) -> None:
     try:
         with path.open("rb") as f:
             head = f.read(12)
+    except PermissionError:
+        raise WorkspaceError(_no_access(path)) from None
     except OSError as e:
         raise WorkspaceError(f"cannot open workspace {path}: {e.strerror}") from None
     if head[8:12] != b"DUCK":

@@ -287,3 +287,131 @@ def test_diagnose_finds_no_cause_in_files_the_reader_can_read(tmp_path):
     xls = tmp_path / "old.xlsx"
     xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100)
     assert "97-2003" in str(diagnose(xls))
+
+
+# 8. a closed output pipe, usage errors, what cannot be read, a --rejects folder that does not exist
+
+
+def test_a_closed_output_pipe_stops_quietly_with_141(ws):
+    """``isu validate FILE | head -1``: the reader takes one line and goes; isu stops without a word
+    (no traceback, no message) and exits 141, as a tool stopped by SIGPIPE (the README's choice)."""
+    exports = [write_csv(ws.dir / f"many{i}.csv", [wide_row(j, need_area="Månen") for j in range(40)]) for i in range(3)]
+    script = shutil.which("isu")
+    assert script, "the isu console script is installed"
+    proc = subprocess.Popen([script, "validate", *map(str, exports)], env=ws.env(), cwd=ws.dir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # before the next file's summary: checking it takes far longer than this
+    _, err = proc.communicate(timeout=120)
+    assert first.startswith(b"many0.csv: checked")
+    assert proc.returncode == 141, err.decode()
+    assert err == b"", err.decode()
+
+
+@pytest.mark.parametrize("args", [("status",), ("validate", "{dir}/a.csv", "--json")], ids=["status", "validate --json"])
+def test_a_pipe_closed_before_any_output_stops_quietly_with_141(ws, two_good, args):
+    read, write = os.pipe()
+    os.close(read)  # no reader at all: the first write fails
+    script = shutil.which("isu")
+    try:
+        p = subprocess.run([script, *(a.replace("{dir}", str(ws.dir)) for a in args)], env=ws.env(), cwd=ws.dir,
+                           stdout=write, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(write)
+    assert p.returncode == 141 and p.stderr == "", p.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "command", "words"),
+    [
+        (("import", "--nosuch", "x.csv"), "isu import", ["no such option: --nosuch"]),
+        (("import",), "isu import", ["missing argument", "files"]),
+        (("publish", "--threshold", "abc"), "isu publish", ["--threshold", "integer"]),
+        (("import", "--dry-runn", "x.csv"), "isu import", ["--dry-runn", "did you mean --dry-run?"]),
+        (("--db", "x.duckdb", "import", "--profile"), "isu import", ["'--profile' requires an argument"]),
+        (("key", "new", "--out"), "isu key new", ["'--out' requires an argument"]),
+        (("imprt", "x.csv"), "isu", ["no such command 'imprt'", "did you mean 'import'?"]),
+    ],
+    ids=["unknown option", "missing argument", "threshold abc", "did you mean", "missing value", "missing value nested",
+         "unknown command"],
+)
+def test_a_usage_error_is_one_line_naming_the_command_exit_2(isu, ws, args, command, words):
+    p = isu(*args, env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 2, p.stderr
+    err = one_line_error(p)
+    assert err.startswith(f"error: {command}: ") and err.endswith(f"(see {command} --help)"), err
+    assert all(w in err for w in words), err
+    assert "╭" not in p.stderr and "Usage:" not in p.stderr and p.stdout == ""
+    at = len(command.split()) - 1 + (2 if args[0] == "--db" else 0)  # after the command's words (and --db's value)
+    at = at or len(args)  # an unknown command: at the end
+    j = isu(*args[:at], "--json", *args[at:], env=ws.env(), cwd=ws.dir)  # the same message in the JSON object
+    assert j.returncode == 2 and json.loads(j.stdout) == {"error": err.removeprefix("error: "), "type": "UsageError", "exit_code": 2}
+
+
+def test_a_usage_error_in_a_shell_is_one_line(ws):
+    p = run_isu("import", "--nosuch", env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 2
+    assert one_line_error(p) == "error: isu import: no such option: --nosuch (see isu import --help)"
+
+
+def test_an_unreadable_pool_key_says_which_and_what_to_do(ws, two_good):
+    from conftest import pnr
+
+    a, _ = two_good
+    pid = pnr(5)
+    key = ws.dir / f"{pid}.key"  # a path shaped like a person id is shown masked
+    ws.key_file.rename(key)
+    key.chmod(0)
+    prefix = _obeying_modes(key)
+    env = {**ws.env(), "ISU_KEY_FILE": str(key)}
+    for args in (("import", str(a)), ("validate", str(a)), ("pool", "export", "--out", str(ws.dir / "p.zip"))):
+        p = as_limited(prefix, *args, env=env, cwd=ws.dir)
+        assert p.returncode == 6, p.stderr
+        err = one_line_error(p)
+        assert "cannot read the pool key" in err and "permission denied" in err and "read access" in err and "ISU_KEY_FILE" in err
+        assert str(ws.dir) in err and pid not in p.stderr + p.stdout and "******" in err
+    p = as_limited(prefix, "validate", str(a), "--json", env=env, cwd=ws.dir)
+    out = json.loads(p.stdout)
+    assert (p.returncode, out["type"], out["exit_code"]) == (6, "KeyFileError", 6) and pid not in out["error"]
+    p = as_limited(prefix, "key", "new", "--out", str(key), env=env, cwd=ws.dir)  # not click's "is not readable"
+    assert p.returncode == 6 and "already exists" in one_line_error(p)
+    assert as_limited(prefix, "status", env=env, cwd=ws.dir).returncode == 0  # status needs no key
+
+
+def test_an_unreadable_workspace_says_which_and_what_to_do(ws, two_good):
+    a, _ = two_good
+    ws.db.chmod(0)
+    prefix = _obeying_modes(ws.db)
+    for args in (("status",), ("import", str(a)), ("validate", str(a)), ("sql", "SELECT 1")):
+        p = as_limited(prefix, *args, env=ws.env(), cwd=ws.dir)
+        assert p.returncode == 4, (args, p.stderr)
+        err = one_line_error(p)
+        assert f"cannot open the workspace {ws.db}: permission denied" in err and "access" in err and "--db" in err
+    ws.db.chmod(0o600)
+    locked = ws.dir / "locked"  # a folder on the way without permission
+    locked.mkdir()
+    shutil.copy(ws.db, locked / "isu.duckdb")
+    locked.chmod(0)
+    p = as_limited(prefix, "status", "--json", env={**ws.env(), "ISU_DB": str(locked / "isu.duckdb")}, cwd=ws.dir)
+    assert p.returncode == 4 and "permission denied" in one_line_error(p) and json.loads(p.stdout)["type"] == "WorkspaceError"
+
+
+def test_rejects_in_a_folder_that_does_not_exist_is_a_usage_error_before_the_import(isu, ws):
+    mixed = write_csv(ws.dir / "mixed.csv", [wide_row(1), wide_row(2, need_area="Månen")])
+    missing = ws.dir / "missing" / "dir"
+    for args in (("import", str(mixed)), ("validate", str(mixed)), ("import", "--dry-run", str(mixed))):
+        p = isu(*args, "--rejects", str(missing / "x.csv"), env=ws.env(), cwd=ws.dir)
+        assert p.returncode == 2, p.stderr
+        assert one_line_error(p) == f"error: --rejects {missing / 'x.csv'}: the folder {missing} does not exist (create it first, or name another)"
+    p = isu("import", str(mixed), "--rejects", str(missing), "--json", env=ws.env(), cwd=ws.dir)  # a folder, for its rejects file
+    assert p.returncode == 2 and json.loads(p.stdout)["type"] == "UsageError" and f"the folder {missing} does not exist" in p.stderr
+    assert not (ws.dir / "missing").exists()
+    assert json.loads(isu("status", "--json", env=ws.env()).stdout)["records"] == 0  # nothing imported
+    p = isu("import", str(mixed), "--rejects", str(ws.dir / "fel.csv"), env=ws.env(), cwd=ws.dir)  # in a folder that exists
+    assert p.returncode == 10 and (ws.dir / "fel.csv").is_file()
+    run = ws.dir / "run"
+    run.mkdir()
+    p = isu("import", str(mixed), "--again", env=ws.env(), cwd=run)  # the default: the current folder
+    assert p.returncode == 10 and (run / "mixed.rejects.csv").is_file()
+    p = isu("import", str(mixed), "--again", "--rejects", str(ws.dir / "new" / "fel.csv"), env=ws.env(), cwd=ws.dir)
+    assert p.returncode == 10 and (ws.dir / "new" / "fel.csv").is_file()  # one folder in one that exists is made
