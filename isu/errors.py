@@ -99,4 +99,5 @@ EXIT_CODES = {
     8: "publication refused: the audit found a disclosive table",
     9: "optional dependency missing",
     10: "finished, but some rows were rejected (see the rejects file)",
+    141: "stopped because the reader of its output closed it (e.g. | head)",
 }

@@ -415,3 +415,21 @@ def test_rejects_in_a_folder_that_does_not_exist_is_a_usage_error_before_the_imp
     assert p.returncode == 10 and (run / "mixed.rejects.csv").is_file()
     p = isu("import", str(mixed), "--again", "--rejects", str(ws.dir / "new" / "fel.csv"), env=ws.env(), cwd=ws.dir)
     assert p.returncode == 10 and (ws.dir / "new" / "fel.csv").is_file()  # one folder in one that exists is made
+
+
+def test_every_exit_code_is_in_the_readme_and_the_help():
+    """One list (``isu.errors.EXIT_CODES``): the README and ``isu --help`` name each of its codes."""
+    import re
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from isu.cli.main import app
+    from isu.errors import EXIT_CODES
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    listed = {int(c) for c in re.findall(r"(?:^|· |codes: )(\d+) ", readme[readme.index("Exit codes"):], flags=re.M)}
+    help_text = " ".join(CliRunner().invoke(app, ["--help"], terminal_width=400).output.split())
+    assert listed == set(EXIT_CODES), "README and isu.errors.EXIT_CODES list different exit codes"
+    for code in EXIT_CODES:
+        assert f"{code} " in help_text, f"isu --help does not list exit code {code}"
