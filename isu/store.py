@@ -16,7 +16,7 @@ import duckdb
 
 from .errors import WorkspaceBusy, WorkspaceError, WorkspaceReadOnly
 
-__all__ = ["fetch_one", "DDL", "STORE_VERSION", "default_db_path", "connect", "init_store", "transaction", "TABLE_DOCS"]
+__all__ = ["fetch_one", "DDL", "STORE_VERSION", "WORKSPACE", "default_db_path", "connect", "init_store", "transaction", "TABLE_DOCS"]
 
 STORE_VERSION = "1"
 
@@ -153,7 +153,7 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
         where = "the file" if not os.access(path, os.W_OK) else f"its folder {path.parent}"
         raise WorkspaceReadOnly(f"cannot write to workspace {path}: {where} is read-only (isu status and isu sql can still read it)")
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = _attach(path, read_only)
     except duckdb.IOException as e:
         if _is_lock_error(e):
             raise WorkspaceBusy(f"workspace busy: another isu process is using {path}; try again when it has finished") from None
@@ -169,6 +169,30 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
         init_store(con)
     _check_version(con, path)
     return con
+
+
+#: The name the workspace is attached under. DuckDB stores a database's name in its file, and
+#: names a file opened directly after the file (``198112189876.duckdb`` would hold a person id);
+#: attached under a fixed name, the file holds that name only.
+WORKSPACE = "ws"
+
+
+def _attach(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection with the workspace file attached as ``WORKSPACE`` and in use, its
+    spill folder beside it as when DuckDB opens a file itself."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH {_lit(str(path))} AS {WORKSPACE}" + (" (READ_ONLY)" if read_only else ""))
+        con.execute(f"USE {WORKSPACE}")
+        con.execute(f"SET temp_directory = {_lit(str(path.absolute()) + '.tmp')}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _no_access(path: Path) -> str:
