@@ -139,6 +139,10 @@ def connect(path: str | Path, *, read_only: bool = False, create: bool = False) 
         path.exists()
     except PermissionError:  # a folder on the way to it without permission
         raise WorkspaceError(_no_access(path)) from None
+    if os.sep == "/" and "\\" in str(path.absolute()):  # DuckDB would open another path, or none
+        part = next(p for p in (path.absolute(), *path.absolute().parents) if "\\" in p.name)
+        raise WorkspaceError(f"cannot open the workspace {path}: DuckDB reads the backslash (\\) in {part} as a folder "
+                             "separator; rename it without the backslash, or name another with --db (or ISU_DB)")
     if path.is_dir():
         raise WorkspaceError(f"{path} is a folder, not a workspace file; give --db (or ISU_DB) the file itself, e.g. {path / 'isu.duckdb'}")
     if not path.exists() and not path.parent.is_dir():

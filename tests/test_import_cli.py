@@ -185,6 +185,15 @@ def test_missing_workspace_exit_4(isu, tmp_path):
     assert proc.returncode == 4 and "isu init" in one_line_error(proc)
 
 
+@pytest.mark.parametrize("db", ["a\\b/isu.duckdb", "a\\b.duckdb"])
+def test_a_backslash_in_the_workspace_path_is_named(isu, tmp_path, db):
+    """DuckDB reads a backslash as a folder separator on any system: it would open another file, or none."""
+    (tmp_path / "a\\b").mkdir()
+    proc = isu("--db", db, "init", cwd=tmp_path)
+    assert proc.returncode == 4 and "backslash" in one_line_error(proc) and str(tmp_path / "a\\b") in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a\\b"] and not any((tmp_path / "a\\b").iterdir())
+
+
 def test_second_writer_gets_workspace_busy(isu, ws, files):
     """Another process holds the workspace: import and status say so in one line, exit 5."""
     good, _ = files
