@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import duckdb
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
@@ -53,14 +54,23 @@ class _Console(Console):
         raise _PipeClosed()
 
 
+#: typer prints help through a console of its own: a closed pipe there leaves as ``_PipeClosed`` too
+#: (rich's ``on_broken_pipe`` is its hook for this; typer takes no console class of ours)
+Console.on_broken_pipe = _Console.on_broken_pipe
+
 err = _Console(stderr=True, highlight=False)
 out = _Console(highlight=False)
 
 EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
 
 
+class _Interrupted(Exception):
+    """Ctrl-C. Not a KeyboardInterrupt: typer's runner turns that into a silent exit 130."""
+
+
 class _Group(TyperGroup):
-    """The top command: a closed stdout found while parsing (``--help``) or running leaves as ``_PipeClosed``."""
+    """The top command: a closed stdout found while parsing (``--help``) or running leaves as
+    ``_PipeClosed``, Ctrl-C as ``_Interrupted``."""
 
     def make_context(self, *args: Any, **kwargs: Any):
         try:
@@ -73,6 +83,12 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except BrokenPipeError:
             raise _PipeClosed() from None
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
+        except (duckdb.InterruptException, RuntimeError) as e:  # DuckDB's query stopped by Ctrl-C
+            if isinstance(e, duckdb.InterruptException) or str(e) == "Query interrupted":
+                raise _Interrupted() from None
+            raise
 
 
 app = typer.Typer(
@@ -222,7 +238,15 @@ def _stop_quietly() -> None:
 def run() -> None:
     """Console-script entry: IsuError → one line + its exit code; a usage error → one line, exit 2;
     a closed stdout → silence, exit 141; Ctrl-C → 130. With ``--json`` every error exit (usage
-    errors too) also prints one JSON object on stdout (``error_object``)."""
+    errors too) also prints one JSON object on stdout (``error_object``). Started with stdout
+    closed (``>&-``), nothing runs: its summary would go nowhere, and the first file the command
+    opened would take stdout's place."""
+    if not _writable(2):  # closed: errors are lost, but no file the command opens takes its place
+        sys.stderr = _devnull_at(2)
+    if not _writable(1):
+        sys.stdout = _devnull_at(1)
+        _error_exit("standard output is closed (>&-), so nothing was run; send it to a file or to /dev/null instead",
+                    2, "UsageError", False)
     try:
         try:
             _run(_json_requested(sys.argv[1:]))
@@ -230,6 +254,28 @@ def run() -> None:
             sys.stdout.flush()  # here, so that a closed pipe is caught below, not at the interpreter's exit
     except (_PipeClosed, BrokenPipeError):
         _stop_quietly()
+
+
+def _writable(fd: int) -> bool:
+    """Whether ``fd`` is open for writing: a closed stdout may be closed, or hold a file opened
+    for reading in its place (a shell script that started the interpreter, reading itself)."""
+    if os.name != "posix":
+        return True
+    import fcntl
+
+    try:
+        return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+    except OSError:
+        return False
+
+
+def _devnull_at(fd: int):
+    """/dev/null opened on the file descriptor ``fd`` (closed or not writable), as a text stream."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    if null != fd:
+        os.dup2(null, fd)
+        os.close(null)
+    return open(fd, "w", closefd=False)
 
 
 def _run(as_json: bool) -> None:
@@ -244,7 +290,7 @@ def _run(as_json: bool) -> None:
         _error_exit("aborted", 1, "Abort", as_json)
     except IsuError as e:
         _error_exit(str(e), e.exit_code, type(e).__name__, as_json)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):
         err.print("interrupted; nothing was changed by the unfinished step")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -99,5 +99,6 @@ EXIT_CODES = {
     8: "publication refused: the audit found a disclosive table",
     9: "optional dependency missing",
     10: "finished, but some rows were rejected (see the rejects file)",
+    130: "interrupted (Ctrl-C); the file being imported changed nothing",
     141: "stopped because the reader of its output closed it (e.g. | head)",
 }

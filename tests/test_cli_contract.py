@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -308,8 +309,10 @@ def test_a_closed_output_pipe_stops_quietly_with_141(ws):
     assert err == b"", err.decode()
 
 
-@pytest.mark.parametrize("args", [("status",), ("validate", "{dir}/a.csv", "--json")], ids=["status", "validate --json"])
+@pytest.mark.parametrize("args", [("status",), ("validate", "{dir}/a.csv", "--json"), ("--help",), ("import", "--help")],
+                         ids=["status", "validate --json", "--help", "import --help"])
 def test_a_pipe_closed_before_any_output_stops_quietly_with_141(ws, two_good, args):
+    """The help too: typer prints it through a console of its own, whose broken pipe exited 1."""
     read, write = os.pipe()
     os.close(read)  # no reader at all: the first write fails
     script = shutil.which("isu")
@@ -415,6 +418,36 @@ def test_rejects_in_a_folder_that_does_not_exist_is_a_usage_error_before_the_imp
     assert p.returncode == 10 and (run / "mixed.rejects.csv").is_file()
     p = isu("import", str(mixed), "--again", "--rejects", str(ws.dir / "new" / "fel.csv"), env=ws.env(), cwd=ws.dir)
     assert p.returncode == 10 and (ws.dir / "new" / "fel.csv").is_file()  # one folder in one that exists is made
+
+
+def test_started_with_stdout_closed_runs_nothing_and_says_so(ws, two_good):
+    """``isu import a.csv >&-``: its summary could go nowhere, and the first file it opened would take
+    stdout's place; one line, exit 2, nothing imported. A closed stderr loses the error line only."""
+    a, _ = two_good
+    script = shutil.which("isu")
+    p = subprocess.run(["bash", "-c", f"'{script}' import '{a}' >&-"], env=ws.env(), cwd=ws.dir, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "standard output is closed" in one_line_error(p)
+    assert json.loads(subprocess.run([script, "status", "--json"], env=ws.env(), capture_output=True, text=True).stdout)["records"] == 0
+    p = subprocess.run(["bash", "-c", f"'{script}' --db '{ws.dir / 'none.duckdb'}' status 2>&-"], env=ws.env(), cwd=ws.dir,
+                       capture_output=True, text=True, timeout=120)
+    assert (p.returncode, p.stdout) == (4, "")
+    p = subprocess.run(["bash", "-c", f"'{script}' import '{a}' 2>&-"], env=ws.env(), cwd=ws.dir, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "a.csv: imported" in p.stdout
+
+
+@pytest.mark.parametrize("raised", ["KeyboardInterrupt()", "RuntimeError('Query interrupted')", "duckdb.InterruptException('x')"],
+                         ids=["in Python", "in a DuckDB query", "DuckDB's own"])
+def test_ctrl_c_during_an_import_says_so_exits_130_and_changes_nothing(ws, two_good, raised):
+    """Ctrl-C reaches the import as a KeyboardInterrupt, or (in a query) as the error DuckDB makes of
+    it; typer's runner turned the first into a silent 130 and the second was a traceback."""
+    a, b = two_good
+    code = (f"import sys, duckdb, isu.importer as imp\ndef stop(*a, **k):\n    raise {raised}\nimp._run = stop\n"
+            f"from isu.cli.main import run\nsys.argv = ['isu', 'import', {str(b)!r}]\nrun()\n")
+    assert run_isu("import", str(a), env=ws.env(), cwd=ws.dir).returncode == 0
+    p = subprocess.run([sys.executable, "-c", code], env=ws.env(), cwd=ws.dir, capture_output=True, text=True, timeout=120)
+    assert (p.returncode, p.stderr) == (130, "interrupted; nothing was changed by the unfinished step\n")
+    status = json.loads(run_isu("status", "--json", env=ws.env()).stdout)
+    assert (status["records"], len(status["imports"])) == (2, 1), status
 
 
 def test_every_exit_code_is_in_the_readme_and_the_help():
