@@ -36,7 +36,7 @@ from .stage import Stage, Typing, blank_rows, chunks, malformed_lines, open_scan
 from .paths import missing_folder, unwritable_folder
 from .profile_choice import choose_profile, choose_source
 from .upsert import ChunkWriter
-from .store import WORKSPACE, fetch_one, transaction
+from .store import fetch_one, transaction
 
 __all__ = ["ImportResult", "import_file", "choose_profile", "choose_source"]
 
@@ -277,7 +277,7 @@ def checkpoint(con: duckdb.DuckDBPyConnection, *, vacuum: bool) -> None:
         con.execute("SET max_vacuum_tasks = 0")
     try:
         with contextlib.suppress(duckdb.TransactionException):  # another connection's open transaction
-            con.execute(f"CHECKPOINT {WORKSPACE}")
+            con.execute("CHECKPOINT")  # the database in use (the workspace)
     finally:
         if not vacuum:
             con.execute(f"SET max_vacuum_tasks = {int(old)}")

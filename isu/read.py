@@ -18,6 +18,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import itertools
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import numpy as np
 
 from .errors import InputError
 from .headers import header_problem, name_empty
+from .pseudonym import mask_ids
 from .workbook import Sheet, is_workbook, read_sheet
 
 __all__ = ["Source", "inspect_file", "csv_scan_sql", "needs_copy", "register_transcoded", "release_transcoded"]
@@ -225,6 +227,34 @@ def _first_record(text: str, delimiter: str | None) -> tuple[str, list[str]]:
     return delimiter, [h.strip() for h in header]
 
 
+def _broken_header(text: str, delimiter: str, header: list[str]) -> str | None:
+    """A header whose last names went on to the next lines (a line break in a name that is not
+    quoted): the rows all have as many values as the header's lines together, read as one. What
+    to tell, or None. ``text``: the file's first piece. A break in the last name alone adds no
+    value to the header, and is not told from a first row of one value."""
+    try:
+        records = [r for r in itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter, quotechar='"'), 1, 41) if r]
+    except csv.Error:  # a quote that does not close soon, say: the scan tells what is wrong with the rows
+        return None
+    if len(records) == 40:
+        records.pop()  # the piece may end inside it
+    sizes = [len(r) for r in records]
+    width = len(header)
+    for taken in range(1, 4):  # the header's lines after its first
+        if len(sizes) < taken + 2:
+            break
+        width += sizes[taken - 1] - 1
+        rows = set(sizes[taken:])
+        if rows == {width} and width > len(header):  # no more names: a row of one value after a whole header, say
+            return (f"line 1: the header's column {mask_ids(repr(header[-1]))} goes on at line 2 ({mask_ids(repr(records[0][0]))}): "
+                    f"a line break inside a column name that is not in quotes (the rows have {width} values, the header's first line "
+                    f"{len(header)} names); join the header's lines in a text "
+                    "editor (or save the export again) and import again")
+        if width >= max(rows):
+            break
+    return None
+
+
 def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: str | None = None) -> Source:
     """Hash the file and find its kind, encoding, delimiter and header."""
     path = Path(path)
@@ -254,7 +284,7 @@ def inspect_file(path: str | Path, *, encoding: str | None = None, delimiter: st
         delim, header = _first_record(text, delimiter)
     except InputError as e:
         raise InputError(f"{path}: {e}") from None
-    if (problem := header_problem(header)) is not None:
+    if (problem := header_problem(header) or _broken_header(text, delim, header)) is not None:
         raise InputError(f"{path}: {problem}")
     return Source(path, sha, "csv", enc, bom, c1, delim, name_empty(header), mixed_line_ends=mixed, cr_line_ends=cr_ends,
                   blank_lines=blank, lines=total, header_lines=1 + sum(h.count("\n") for h in header))

@@ -118,6 +118,40 @@ def test_crlf_line_ends_and_quoted_fields(ws):
     assert (r.rows_read, r.rows_accepted) == (2, 2), r.errors_by_type
 
 
+@pytest.mark.parametrize(("column", "broken", "lines"), [
+    ("Livsområde", "Livs\nområde", 2), ("Ärende-ID", "Ärende-\nID", 2), ("Skattning uppföljning", "Skattning\nuppföljning", 2),
+    ("Livsområde", "Li\nvs\nområde", 3)], ids=["middle", "a name the profile needs", "the last but one", "over three lines"])
+def test_a_line_break_in_a_header_name_not_in_quotes_is_named(ws, isu, column, broken, lines):
+    """Read as it stands, the header's first line would be the header and its next line a row: every
+    row rejected (too many values) with a confusing first row, or a column 'not found'."""
+    p = write_csv(ws.dir / "h.csv", [wide_row(i) for i in range(1, 6)])
+    p.write_bytes(p.read_bytes().replace(column.encode(), broken.encode(), 1))
+    assert p.read_bytes().count(b"\n") == 6 + lines - 1
+    with pytest.raises(InputError) as e:
+        inspect_file(p)
+    first, second = broken.split("\n")[:2]
+    assert str(e.value).startswith(f"{p}: line 1: the header's column '{first}' goes on at line 2 ('{second}'): a line break inside a "
+                                   "column name that is not in quotes")
+    assert str(e.value).endswith("join the header's lines in a text editor (or save the export again) and import again")
+    run = isu("import", str(p), env=ws.env(), cwd=ws.dir)
+    assert run.returncode == 3 and run.stderr.startswith(f"error: {p}: line 1: the header's column"), run.stderr
+    with ws.connect() as con:
+        assert con.execute("SELECT count(*) FROM records").fetchone() == (0,)
+
+
+def test_a_line_break_in_a_quoted_header_name_or_a_short_row_is_no_broken_header(ws):
+    header = wide_header()
+    quoted = write_csv(ws.dir / "q.csv", [wide_row(i) for i in range(1, 4)], header=[*header[:-1], "Datum\nuppföljning"])
+    assert inspect_file(quoted).header[-1] == "Datum\nuppföljning"
+    short = write_csv(ws.dir / "s.csv", [wide_row(i) for i in range(1, 5)])
+    lines = short.read_bytes().split(b"\n")
+    lines[1] = lines[1].split(b";")[0]  # the first row holds one value only: a row cut short, not a header
+    short.write_bytes(b"\n".join(lines))
+    assert inspect_file(short).header == tuple(header)
+    r = ws.import_(short)
+    assert (r.rows_read, r.rows_rejected) == (4, 1)
+
+
 def test_header_only_file_reads_zero_rows(ws):
     r = ws.import_(write_csv(ws.dir / "h.csv", []))
     assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (0, 0, 0)
