@@ -21,9 +21,9 @@ from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
 try:
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption  # typer ≥ 0.2x carries its own click
+    from typer._click.exceptions import BadParameter, ClickException, NoArgsIsHelpError, NoSuchOption  # typer ≥ 0.2x carries its own click
 except ImportError:  # pragma: no cover - older typer
-    from click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption
+    from click.exceptions import BadParameter, ClickException, NoArgsIsHelpError, NoSuchOption
 from typer.core import TyperGroup
 
 from isu import __version__
@@ -189,6 +189,8 @@ def _error_exit(message: str, code: int, kind: str, as_json: bool) -> None:
 def _usage_message(e: ClickException) -> str:
     """Click's message on one line, in the words of the rest: the command, what is wrong (with
     click's suggestion), where the help is: ``isu import: no such option: --nosuch (see isu import --help)``."""
+    if isinstance(e, BadParameter) and e.param is not None:
+        _in_plain_words(e)
     if isinstance(e, NoSuchOption) and e.possibilities:
         near = sorted(e.possibilities)
         text = f"{e.message}; did you mean {near[0] if len(near) == 1 else 'one of ' + ', '.join(near)}?"
@@ -200,6 +202,26 @@ def _usage_message(e: ClickException) -> str:
     ctx = getattr(e, "ctx", None)
     path = ctx.command_path if ctx is not None else _command_path(sys.argv[1:])  # click gives some errors no context
     return f"{path}: {text} (see {path} --help)"
+
+
+#: typer converts option values with pydantic, whose words are a programmer's: what they mean here
+_PLAIN = {"Input should be a valid integer": "is not a whole number", "Input should be a valid number": "is not a number"}
+
+
+def _in_plain_words(e: BadParameter) -> None:
+    """``--threshold abc``: "'abc' is not a whole number", the value given and what it should be."""
+    said = next((plain for words, plain in _PLAIN.items() if e.message.startswith(words)), None)
+    if said is None:
+        return
+    opts, given, args = e.param.opts, None, iter(sys.argv[1:])
+    for arg in args:  # the last one given counts, as for click
+        if arg == "--":
+            break
+        if arg in opts:
+            given = next(args, given)
+        elif arg.startswith(tuple(o + "=" for o in opts if o.startswith("--"))):
+            given = arg.split("=", 1)[1]
+    e.message = f"{given!r} {said}" if given is not None else said
 
 
 def _command_path(args: list[str]) -> str:

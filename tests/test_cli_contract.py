@@ -329,13 +329,14 @@ def test_a_pipe_closed_before_any_output_stops_quietly_with_141(ws, two_good, ar
     [
         (("import", "--nosuch", "x.csv"), "isu import", ["no such option: --nosuch"]),
         (("import",), "isu import", ["missing argument", "files"]),
-        (("publish", "--threshold", "abc"), "isu publish", ["--threshold", "integer"]),
+        (("publish", "--threshold", "abc"), "isu publish", ["invalid value for '--threshold' / '-k': 'abc' is not a whole number"]),
+        (("publish", "--lp-max-cells=2.5"), "isu publish", ["invalid value for '--lp-max-cells': '2.5' is not a whole number"]),
         (("import", "--dry-runn", "x.csv"), "isu import", ["--dry-runn", "did you mean --dry-run?"]),
         (("--db", "x.duckdb", "import", "--profile"), "isu import", ["'--profile' requires an argument"]),
         (("key", "new", "--out"), "isu key new", ["'--out' requires an argument"]),
         (("imprt", "x.csv"), "isu", ["no such command 'imprt'", "did you mean 'import'?"]),
     ],
-    ids=["unknown option", "missing argument", "threshold abc", "did you mean", "missing value", "missing value nested",
+    ids=["unknown option", "missing argument", "threshold abc", "lp-max-cells=2.5", "did you mean", "missing value", "missing value nested",
          "unknown command"],
 )
 def test_a_usage_error_is_one_line_naming_the_command_exit_2(isu, ws, args, command, words):
