@@ -451,6 +451,18 @@ def test_ctrl_c_during_an_import_says_so_exits_130_and_changes_nothing(ws, two_g
     assert (status["records"], len(status["imports"])) == (2, 1), status
 
 
+def test_ctrl_c_while_the_toolkit_loads_says_so_and_exits_130():
+    """The console script's entry (``isu.cli.main``) loads typer, DuckDB, pydantic...: most of a second."""
+    code = ("import builtins, sys\nreal = builtins.__import__\n"
+            "def stop(name, *a, **k):\n    if name == 'typer':\n        raise KeyboardInterrupt\n    return real(name, *a, **k)\n"
+            "builtins.__import__ = stop\nfrom isu.cli import main\nsys.argv = ['isu', '--version']\nmain()\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (p.returncode, p.stdout, p.stderr) == (130, "", "interrupted before anything was done\n")
+    from importlib.metadata import entry_points
+
+    assert [e.value for e in entry_points(group="console_scripts", name="isu")] == ["isu.cli:main"]
+
+
 def test_every_exit_code_is_in_the_readme_and_the_help():
     """One list (``isu.errors.EXIT_CODES``): the README and ``isu --help`` name each of its codes."""
     import re
