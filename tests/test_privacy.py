@@ -214,10 +214,12 @@ def test_paths_named_after_a_person_id(ws, isu):
     leaks += [f"{name} {pid}" for name, r in runs.items() if pid in r.stdout + r.stderr or pid[2:] in r.stdout + r.stderr]
     assert not leaks, leaks
     assert "************.key" in runs["key new"].stdout and "************.duckdb" in runs["init"].stdout
-    # nor in the workspace file: DuckDB names a database opened directly after its file, and keeps that name in it
-    wal = db.with_name(db.name + ".wal")
-    data = db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
-    assert not [f for f in forms(pid) if f.encode() in data]
+    # nor in the workspace files: DuckDB names a database opened directly after its file, and keeps that
+    # name in it; nor does the workspace the exports named after the id went into keep their names
+    for workspace in (db, ws.db):
+        wal = workspace.with_name(workspace.name + ".wal")
+        data = workspace.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+        assert not [f for f in forms(pid) if f.encode() in data], workspace
 
 
 def test_paths_named_after_a_person_id_in_the_other_commands(ws, isu, monkeypatch):
