@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["unwritable_folder", "missing_folder", "present"]
+__all__ = ["exists", "missing_folder", "present", "unwritable_folder"]
 
 
 def unwritable_folder(path: Path) -> Path | None:
@@ -28,10 +28,15 @@ def missing_folder(file: Path) -> Path | None:
     return folder
 
 
-def present(path: Path) -> bool:
-    """``path`` exists, or whether it does cannot be told (a folder on the way without permission):
-    opening it then says why it cannot be read, where ``Path.exists`` would raise."""
+def exists(path: Path) -> bool | None:
+    """Whether ``path`` exists; None when that cannot be told (a folder on the way without
+    permission), where ``Path.exists`` would raise."""
     try:
         return path.exists()
     except PermissionError:
-        return True
+        return None
+
+
+def present(path: Path) -> bool:
+    """``path`` exists, or whether it does cannot be told: opening it then says why it cannot be read."""
+    return exists(path) is not False

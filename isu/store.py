@@ -15,6 +15,7 @@ from typing import Iterator
 import duckdb
 
 from .errors import WorkspaceBusy, WorkspaceError, WorkspaceReadOnly
+from .paths import exists
 
 __all__ = ["fetch_one", "DDL", "STORE_VERSION", "WORKSPACE", "default_db_path", "connect", "init_store", "transaction", "TABLE_DOCS"]
 
@@ -135,10 +136,8 @@ def _is_lock_error(e: Exception) -> bool:
 def connect(path: str | Path, *, read_only: bool = False, create: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the workspace. ``create`` makes it (and its tables) if missing."""
     path = Path(path)
-    try:
-        path.exists()
-    except PermissionError:  # a folder on the way to it without permission
-        raise WorkspaceError(_no_access(path)) from None
+    if exists(path) is None:  # a folder on the way to it without permission
+        raise WorkspaceError(_no_access(path))
     if os.sep == "/" and "\\" in str(path.absolute()):  # DuckDB would open another path, or none
         part = next(p for p in (path.absolute(), *path.absolute().parents) if "\\" in p.name)
         raise WorkspaceError(f"cannot open the workspace {path}: DuckDB reads the backslash (\\) in {part} as a folder "
