@@ -319,6 +319,20 @@ def test_a_lone_carriage_return_gives_one_input_error(ws):
     assert _stored(ws) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("newline", [b"\n", CRLF], ids=["LF", "CRLF"])
+def test_unquoted_crs_in_many_rows_of_an_lf_file_give_one_input_error(ws, newline):
+    """Outnumbering its LFs, the CRs made the file a CR file: its rows cut at every CR, 35 rows read of 17,
+    nearly all of them malformed. The LFs part it into rows of the header's width, and the CRs do not."""
+    p = ws.dir / "crs.csv"
+    lines = _export(p, 40)
+    lines[1:] = [line.replace(b";Egen regi;", b";Egen\r\rregi;") for line in lines[1:]]
+    assert _save(p, lines, newline).read_bytes().count(b"\r") - newline.count(b"\r") * len(lines) > len(lines)  # CRs alone outnumber the lines
+    with pytest.raises(InputError) as e:
+        ws.import_(p)
+    assert str(e.value).startswith("crs.csv: line 2 holds a carriage return (CR) that ends no line"), str(e.value)
+    assert _stored(ws) == (0, 0, 0)
+
+
 def test_a_cr_before_each_crlf_names_the_first_line():
     from isu.line_count import lone_cr_line
 
@@ -421,6 +435,8 @@ def test_cr_line_ends_with_more_line_breaks_in_values_and_a_header_no_profile_fi
     (b'h;i\n1;"a\rb\rc\rd"\n2;"e\rf"\n', False, False),  # CRs inside an LF file's values outnumber its LFs
     (b'h;i\r\n1;"a\rb\rc\rd"\r\n2;"e\nf"\r\n', False, True),  # and a CRLF file's, one with an LF too
     (b'h;i\r1;x"y\r2;"a\nb"\r3;z\r', True, False),  # a stray quote turns in and out around: the header's CR counts
+    (b'h;i;j\n1;a\rb;c\n2;d\r\re;f\n3;g;h\rk\n', False, False),  # unquoted CRs in an LF file's values outnumber its LFs
+    (b'h;i;j\r1;a\nb;c\r2;"d\n\ne";f\r3;g;h\r', True, False),  # LFs in a CR file's values: its CRs give rows of the header's width
 ])
 def test_line_ends_are_told_by_those_outside_quoted_values(tmp_path, data, cr_ends, mixed):
     import isu.read
