@@ -24,6 +24,7 @@ from isu import __version__
 from isu.schemas import Profile, code_list
 
 from . import rejects as rejects_mod
+from . import sql_text
 from . import reimport
 from . import stage as stage_mod
 from .errors import InputError, IsuError, KeyFileError, UsageError
@@ -264,7 +265,7 @@ def no_spill(con: duckdb.DuckDBPyConnection):
     try:
         yield
     finally:
-        con.execute("SET temp_directory = " + "'" + old_dir.replace("'", "''") + "'")
+        con.execute("SET temp_directory = " + sql_text.string(old_dir))
 
 
 def checkpoint(con: duckdb.DuckDBPyConnection, *, vacuum: bool) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import __version__
+from . import __version__, sql_text
 from .errors import IsuError, KeyFileError, UsageError, WorkspaceError
 from .pool_contract import measurement_columns, record_columns, violations
 from .pool_package import (
@@ -34,13 +34,9 @@ from .store import STORE_VERSION
 __all__ = ["build_manifest", "export_package", "municipality_stats", "parquet_source", "workspace_fingerprint"]
 
 
-def _quoted(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def parquet_source(path: Path) -> str:
     """A ``read_parquet`` FROM term for ``path``."""
-    return f"read_parquet({_quoted(path)})"
+    return f"read_parquet({sql_text.string(str(path))})"
 
 
 def workspace_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -122,12 +118,12 @@ def export_package(
         members = {t: Path(tmp) / member_name(t) for t in ("records", "measurements")}
         con.execute(f"""COPY (SELECT {rcols} FROM records WHERE municipality IN (SELECT unnest($codes))
                               ORDER BY municipality, record_key)
-                        TO {_quoted(members["records"])} (FORMAT parquet, COMPRESSION zstd)""", {"codes": codes})
+                        TO {sql_text.string(str(members["records"]))} (FORMAT parquet, COMPRESSION zstd)""", {"codes": codes})
         con.execute(f"""COPY (SELECT {mcols} FROM measurements m
                               SEMI JOIN records r ON r.municipality = m.municipality AND r.record_key = m.record_key
                               WHERE m.municipality IN (SELECT unnest($codes))
                               ORDER BY m.municipality, m.record_key, m.timepoint, m.instrument)
-                        TO {_quoted(members["measurements"])} (FORMAT parquet, COMPRESSION zstd)""", {"codes": codes})
+                        TO {sql_text.string(str(members["measurements"]))} (FORMAT parquet, COMPRESSION zstd)""", {"codes": codes})
         for table, path in members.items():
             for bad in violations(con, table, parquet_source(path)).values():
                 raise IsuError(f"export refused: {bad.describe(table)} in this workspace; "

@@ -27,6 +27,7 @@ from stdnum.exceptions import ValidationError
 from stdnum.se import personnummer
 from stdnum.util import _char_map  # the look-alike table clean() applies before compact(): see _LOOKALIKE
 
+from . import sql_text
 from .keys import PoolKey
 
 __all__ = ["ID_PATTERN", "parse_sql", "derive_sql", "hmac_params", "pseudonymise", "canonical", "explain", "mask", "mask_ids", "mask_sql"]
@@ -90,10 +91,6 @@ ID_PATTERN = (f"(?:{_spelt(_SPACE, dash=False)}|{_spelt(_SEP)}"
 _RUN_PATTERN = f"{_digit()}(?:{_SEP}*+{_digit()}){{9,}}+"
 
 
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _ascii_or(x: str, ascii_sql: str, unicode_sql: str) -> str:
     """``ascii_sql`` where ``x`` is plain ASCII (as many bytes as characters), else ``unicode_sql``:
     DuckDB's translate() over the ~100 look-alikes costs ~3 µs a value, ten times the ASCII steps."""
@@ -125,7 +122,7 @@ def parse_sql(col: str, today: date | None = None) -> dict[str, str]:
     fast_digits = f"CASE WHEN length({col}) IN (10, 12) THEN {col} ELSE {col}[:-6] || {col}[-4:] END"
     # clean(): ASCII spaces and colons dropped; a value with other characters takes the translate
     clean = _ascii_or(col, f"replace(replace({col}, ' ', ''), ':', '')",
-                      f"translate({col}, {_sql_str(_TRANSLATE_FROM)}, {_sql_str(_TRANSLATE_TO)})")
+                      f"translate({col}, {sql_text.string(_TRANSLATE_FROM)}, {sql_text.string(_TRANSLATE_TO)})")
     return {
         "_pid_fast": f"regexp_full_match({col}, '{_FAST}')",
         # python-stdnum's clean() and compact(): look-alikes to ASCII, spaces and colons dropped;
@@ -239,7 +236,7 @@ def mask_ids(value: str | None) -> str | None:
 def mask_sql(x: str) -> str:
     """SQL twin of ``mask`` over the expression ``x``: every digit the parser reads as one becomes '*'."""
     return _ascii_or(x, f"translate({x}, '0123456789', '**********')",
-                     f"translate({x}, {_sql_str(_DIGITS)}, {_sql_str('*' * len(_DIGITS))})")
+                     f"translate({x}, {sql_text.string(_DIGITS)}, {sql_text.string('*' * len(_DIGITS))})")
 
 
 def mask(value: str | None) -> str | None:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import sql_text
 from .errors import InputError
 from .headers import header_problem, name_empty
 from .pseudonym import mask_ids
@@ -313,10 +314,6 @@ def _from_sheet(path: Path, sha: str, sheet: Sheet) -> Source:
                   sheet_hidden=sheet.name in sheet.hidden)
 
 
-def _quote(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 def needs_copy(src: Source) -> bool:
     """Whether DuckDB must read ``src`` from a copy in memory (``register_transcoded``)."""
     return src.kind == "csv" and (src.mixed_line_ends or src.cr_line_ends or (src.encoding == "cp1252" and src.c1_bytes))
@@ -324,11 +321,11 @@ def needs_copy(src: Source) -> bool:
 
 def csv_scan_sql(src: Source) -> str:
     """A DuckDB ``read_csv`` call over ``src``: all text, malformed lines to ``reject_errors``."""
-    cols = "{" + ", ".join(f"{_quote(c)}: 'VARCHAR'" for c in src.header) + "}"
+    cols = "{" + ", ".join(f"{sql_text.string(c)}: 'VARCHAR'" for c in src.header) + "}"
     enc = "utf-8" if src.encoding == "utf-8" else "latin-1"
     return (
-        f"read_csv({_quote(str(src.path))}, delim={_quote(src.delimiter)}, quote='\"', escape='\"', header=true, "
-        f"auto_detect=false, columns={cols}, encoding={_quote(enc)}, ignore_errors=true, store_rejects=true, "
+        f"read_csv({sql_text.string(str(src.path))}, delim={sql_text.string(src.delimiter)}, quote='\"', escape='\"', header=true, "
+        f"auto_detect=false, columns={cols}, encoding={sql_text.string(enc)}, ignore_errors=true, store_rejects=true, "
         f"null_padding=false, strict_mode=true, max_line_size={MAX_LINE})")
 
 

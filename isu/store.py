@@ -14,6 +14,7 @@ from typing import Iterator
 
 import duckdb
 
+from . import sql_text
 from .errors import WorkspaceBusy, WorkspaceError, WorkspaceReadOnly
 from .paths import exists
 
@@ -185,17 +186,13 @@ def _attach(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     spill folder beside it as when DuckDB opens a file itself."""
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH {_lit(str(path))} AS {WORKSPACE}" + (" (READ_ONLY)" if read_only else ""))
+        con.execute(f"ATTACH {sql_text.string(str(path))} AS {WORKSPACE}" + (" (READ_ONLY)" if read_only else ""))
         con.execute(f"USE {WORKSPACE}")
-        con.execute(f"SET temp_directory = {_lit(str(path.absolute()) + '.tmp')}")
+        con.execute(f"SET temp_directory = {sql_text.string(str(path.absolute()) + '.tmp')}")
     except BaseException:
         con.close()
         raise
     return con
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _no_access(path: Path) -> str:

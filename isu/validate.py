@@ -19,6 +19,7 @@ from isu.schemas.models import Intervention, Measurement
 from isu.schemas.rules import NotBefore, WithinInstrumentRange
 
 from . import pseudonym
+from . import sql_text
 from .errors import IsuError
 from .contract import FieldSpec, measurement_fields, record_fields
 from .trim import BLANK
@@ -43,7 +44,7 @@ def lit(value: object) -> str:
         return "NULL"
     if isinstance(value, (int, float)):
         return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return sql_text.string(str(value))
 
 
 @dataclass
