@@ -152,29 +152,32 @@ def cr_line_ends_in(data: bytes, *, whole: bool = False, counted: bool | None = 
     on a file that holds both."""
     octets = np.frombuffer(data, np.uint8)
     quotes = np.flatnonzero(octets == 34)
-    cr, lf = np.flatnonzero(octets == 13), np.flatnonzero(octets == 10)
+    lfs = np.flatnonzero(octets == 10)
+    alone = _alone(octets, np.flatnonzero(octets == 13))
     if counted is None:
-        counted = len(cr) - int(np.count_nonzero(octets[cr[cr + 1 < len(octets)] + 1] == 10)) > len(lf)
-    cr, lf = (at[np.searchsorted(quotes, at) % 2 == 0] for at in (cr, lf))  # outside quotes: an even number before
+        counted = len(alone) > len(lfs)
+    cr, lf = (at[np.searchsorted(quotes, at) % 2 == 0] for at in (alone, lfs))  # outside quotes: an even number before
     if not whole and len(cr) and cr[-1] == len(octets) - 1:
         cr = cr[:-1]  # an LF may follow it in the next piece
-    bare = int(np.count_nonzero(octets[np.minimum(cr + 1, len(octets) - 1)] != 10))  # the last byte: itself, no LF
-    if not ((bare > 0 or not len(lf)) if counted else bare > len(lf)):
+    if not ((len(cr) > 0 or not len(lf)) if counted else len(cr) > len(lf)):
         return False
     # an LF file whose values hold CRs alone, unquoted, in many rows: its LFs part it into rows of the
     # header's width, and its CRs do not (then DuckDB's reader names the first such CR's line)
-    every_cr = np.flatnonzero(octets == 13)
-    alone = every_cr[octets[np.minimum(every_cr + 1, len(octets) - 1)] != 10]
-    by_lf = _of_header_width(octets, np.flatnonzero(octets == 10), whole)
-    return not (by_lf >= 0.9 and by_lf > _of_header_width(octets, alone, whole))
-
-
-def _of_header_width(octets: np.ndarray, ends: np.ndarray, whole: bool) -> float:
-    """The share of the lines after the first, the file's lines ending at ``ends``, that hold as many
-    of its most frequent delimiter as the first (its header); 0 for fewer than two lines after it."""
     delim = max(DELIMITERS, key=lambda d: int(np.count_nonzero(octets == ord(d))))
-    at = np.flatnonzero(octets == ord(delim))
-    counts = np.diff(np.searchsorted(at, np.concatenate(([0], ends + 1))))
+    delims = np.flatnonzero(octets == ord(delim))
+    by_lf = _of_header_width(delims, lfs, whole)
+    return not (by_lf >= 0.9 and by_lf > _of_header_width(delims, alone, whole))
+
+
+def _alone(octets: np.ndarray, crs: np.ndarray) -> np.ndarray:
+    """Of the CRs at ``crs``, those no LF follows (the last byte: none follows it)."""
+    return crs[octets[np.minimum(crs + 1, len(octets) - 1)] != 10]
+
+
+def _of_header_width(delims: np.ndarray, ends: np.ndarray, whole: bool) -> float:
+    """The share of the lines after the first, the lines ending at ``ends``, that hold as many
+    delimiters (at ``delims``) as the first (the header); 0 for fewer than two lines after it."""
+    counts = np.diff(np.searchsorted(delims, np.concatenate(([0], ends + 1))))
     rows = counts[1:] if whole or len(counts) < 3 else counts[1:-1]  # its last line end may be half a CRLF
     return float(np.mean(rows == counts[0])) if len(rows) >= 2 else 0.0
 
