@@ -39,6 +39,16 @@ class _PipeClosed(Exception):
     turns a broken pipe into a silent exit 1; this reaches ``run`` instead."""
 
 
+def _on_broken_pipe(self: Console) -> None:
+    """Rich's own exits 1 without a word; ``run`` decides (``_stop_quietly``). Set on rich's
+    ``Console`` itself (its hook for this), since typer prints help through a console of its own."""
+    self.quiet = True
+    raise _PipeClosed()
+
+
+Console.on_broken_pipe = _on_broken_pipe
+
+
 class _Console(Console):
     """Off a terminal (a pipe, a file, a script's capture) a line is as long as it is: rich would
     otherwise wrap messages and cut table cells at 80 columns (or $COLUMNS)."""
@@ -47,16 +57,6 @@ class _Console(Console):
     def size(self) -> ConsoleDimensions:
         size = super().size
         return size if self.is_terminal else ConsoleDimensions(1 << 20, size.height)
-
-    def on_broken_pipe(self) -> None:
-        """Rich's own exits 1 without a word; ``run`` decides (``_stop_quietly``)."""
-        self.quiet = True
-        raise _PipeClosed()
-
-
-#: typer prints help through a console of its own: a closed pipe there leaves as ``_PipeClosed`` too
-#: (rich's ``on_broken_pipe`` is its hook for this; typer takes no console class of ours)
-Console.on_broken_pipe = _Console.on_broken_pipe
 
 err = _Console(stderr=True, highlight=False)
 out = _Console(highlight=False)
@@ -251,7 +251,7 @@ def _stop_quietly() -> None:
     finish (an import of several files stops at the file whose summary could not be printed), so
     0 would claim too much; under ``set -o pipefail`` it fails as ``yes | head -1`` does."""
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _devnull_at(sys.stdout.fileno())
     except (OSError, ValueError):  # stdout without a file descriptor (a test's capture)
         pass
     sys.exit(141)
